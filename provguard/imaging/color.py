@@ -1,0 +1,87 @@
+"""Colour conversions that reproduce OpenCV's ``cvtColor`` BGR<->YUV exactly, batched in torch.
+
+The Stable Diffusion watermark (invisible-watermark's ``dwtDct``) lives in the U channel of OpenCV's
+YUV, and OpenCV computes it differently for the two pixel types generators use:
+
+* ``uint8``: 14-bit fixed-point integers, chroma offset 128 (``RGB2YUV_i`` / ``YUV2RGB_i``);
+* ``float32``: single-precision floats, chroma offset **0.5** whatever the value range, so a
+  float32 image holding 0..255 values gets U centred on 0.5, not 128 (REFERENCE.md §1).
+
+All functions take and return tensors of shape ``(..., H, W, 3)`` in the channel order named (BGR,
+as OpenCV stores it). Integer results are returned as ``int32`` (uint8 range after saturation).
+"""
+from __future__ import annotations
+
+import torch
+
+_SHIFT = 14
+_HALF = 1 << (_SHIFT - 1)
+# BT.601 coefficients as OpenCV stores them (color_yuv.simd.hpp)
+_R2Y, _G2Y, _B2Y = 4899, 9617, 1868
+_B2UI, _R2VI = 8061, 14369
+_U2BI, _U2GI, _V2GI, _V2RI = 33292, -6472, -9519, 18678
+_R2YF, _G2YF, _B2YF = 0.299, 0.587, 0.114
+_B2UF, _R2VF = 0.492, 0.877
+_U2BF, _U2GF, _V2GF, _V2RF = 2.032, -0.395, -0.581, 1.140
+
+
+def _descale(x: torch.Tensor) -> torch.Tensor:
+    return (x + _HALF) >> _SHIFT
+
+
+def bgr_to_yuv_u8(bgr: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``COLOR_BGR2YUV`` on uint8 pixels. ``bgr``: integer ``(..., H, W, 3)`` -> int32 YUV."""
+    b, g, r = bgr.to(torch.int32).unbind(-1)
+    y = _descale(b * _B2Y + g * _G2Y + r * _R2Y)
+    delta = 128 << _SHIFT
+    u = _descale((b - y) * _B2UI + delta)
+    v = _descale((r - y) * _R2VI + delta)
+    return torch.stack([y, u, v], -1).clamp_(0, 255)
+
+
+def bgr_u_channel_u8(bgr: torch.Tensor) -> torch.Tensor:
+    """Only the U plane of :func:`bgr_to_yuv_u8`, shape ``(..., H, W)`` int32 (cheaper for decoding)."""
+    b, g, r = bgr.to(torch.int32).unbind(-1)
+    y = _descale(b * _B2Y + g * _G2Y + r * _R2Y)
+    return _descale((b - y) * _B2UI + (128 << _SHIFT)).clamp_(0, 255)
+
+
+def yuv_to_bgr_u8(yuv: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``COLOR_YUV2BGR`` on uint8 pixels. ``yuv``: integer ``(..., H, W, 3)`` -> int32 BGR."""
+    y, u, v = yuv.to(torch.int32).unbind(-1)
+    u = u - 128
+    v = v - 128
+    b = y + _descale(u * _U2BI)
+    g = y + _descale(u * _U2GI + v * _V2GI)
+    r = y + _descale(v * _V2RI)
+    return torch.stack([b, g, r], -1).clamp_(0, 255)
+
+
+def bgr_to_yuv_f32(bgr: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``COLOR_BGR2YUV`` on float32 pixels (chroma offset 0.5). Shapes as above, float32."""
+    b, g, r = bgr.to(torch.float32).unbind(-1)
+    y = b * _B2YF + g * _G2YF + r * _R2YF
+    u = (b - y) * _B2UF + 0.5
+    v = (r - y) * _R2VF + 0.5
+    return torch.stack([y, u, v], -1)
+
+
+def bgr_u_channel_f32(bgr: torch.Tensor) -> torch.Tensor:
+    """Only the U plane of :func:`bgr_to_yuv_f32`, shape ``(..., H, W)`` float32."""
+    b, g, r = bgr.to(torch.float32).unbind(-1)
+    y = b * _B2YF + g * _G2YF + r * _R2YF
+    return (b - y) * _B2UF + 0.5
+
+
+def yuv_to_bgr_f32(yuv: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``COLOR_YUV2BGR`` on float32 pixels (chroma offset 0.5), float32 ``(..., H, W, 3)``."""
+    y, u, v = yuv.to(torch.float32).unbind(-1)
+    u = u - 0.5
+    v = v - 0.5
+    return torch.stack([y + u * _U2BF, y + u * _U2GF + v * _V2GF, y + v * _V2RF], -1)
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of float RGB ``(..., H, W, 3)`` -> ``(..., H, W)`` in the input's units."""
+    rgb = rgb.to(torch.float32)
+    return rgb[..., 0] * _R2YF + rgb[..., 1] * _G2YF + rgb[..., 2] * _B2YF
