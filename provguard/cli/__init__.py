@@ -20,6 +20,9 @@ from provguard import __version__
 # command name -> "module:attribute"
 _COMMANDS = {
     "watermark": "provguard.cli.watermark:watermark",
+    "probe": "provguard.cli.probe:probe",
+    "scan": "provguard.cli.scan:scan",
+    "simulate": "provguard.cli.simulate:simulate",
 }
 
 

@@ -11,6 +11,8 @@ from provguard.cli import _LazyGroup
 _SUBCOMMANDS = {
     "embed": "provguard.cli.watermark_image:embed",
     "detect": "provguard.cli.watermark_image:detect",
+    "generate": "provguard.cli.watermark_text:generate",
+    "detect-text": "provguard.cli.watermark_text:detect_text",
 }
 
 

@@ -57,14 +57,22 @@ class ImageWatermark(abc.ABC):
         """One :class:`ImageDetection` per image, deciding at false-positive rate ``fpr``."""
 
     def check_size(self, image: np.ndarray) -> None:
-        """Raise :class:`~provguard.errors.InputError` when ``image`` is too small for this method."""
-        from provguard.errors import InputError
+        """Raise :class:`~provguard.errors.InputError` when ``image`` is too small to embed into."""
+        _check_min(image, self.min_size, f"the {self.name!r} watermark needs at least")
 
-        h, w = image.shape[:2]
-        if h < self.min_size[0] or w < self.min_size[1]:
-            raise InputError(
-                f"image is {w}x{h} pixels; the {self.name!r} watermark needs at least "
-                f"{self.min_size[1]}x{self.min_size[0]}: upscale it or use another method")
+    def check_readable(self, image: np.ndarray) -> None:
+        """Raise :class:`~provguard.errors.InputError` when ``image`` is too small to detect in
+        (defaults to :meth:`check_size`)."""
+        self.check_size(image)
+
+
+def _check_min(image: np.ndarray, min_size: tuple[int, int], what: str) -> None:
+    from provguard.errors import InputError
+
+    h, w = image.shape[:2]
+    if h < min_size[0] or w < min_size[1]:
+        raise InputError(f"image is {w}x{h} pixels; {what} {min_size[1]}x{min_size[0]}: "
+                         "upscale it or use another method")
 
 
 def default_device() -> torch.device:

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from scipy.stats import binom
 
-from provguard.errors import InputError
 from provguard.imaging.color import luma
 from provguard.keys import SecretKey, as_key
 from provguard.watermark import prf
 from provguard.watermark.image import signal
-from provguard.watermark.image.base import ImageDetection, ImageWatermark, check_fpr, group_by_shape
+from provguard.watermark.image.base import (ImageDetection, ImageWatermark, _check_min, check_fpr,
+                                            group_by_shape)
 
 TILE = 128  # pattern period at scale k = 1, pixels
 CELL = 4  # chip size at k = 1, pixels
@@ -52,8 +52,9 @@ PAYLOAD_BITS = DATA_BITS + CRC_BITS
 CHIPS_PER_BIT = 5
 SYNC_CHIPS = GRID * GRID - (REF_BITS + PAYLOAD_BITS) * CHIPS_PER_BIT  # 384
 HIGHPASS_SIGMA = 2.0  # detector residual filter at the base scale, pixels
-NORM_SIGMA = 8.0  # local-contrast normalisation window, pixels
+NORM_SIGMA = 4.0  # local-contrast normalisation window, pixels
 NORM_FLOOR = 1.0  # in 0..255 units: keeps flat regions from dividing by ~0
+RESIDUAL_CLIP = 1.5  # normalised residuals are clipped to +-this: robust to heavy-tailed texture
 CHASE_FLIPS = 8  # payload soft decoding: try flipping subsets of the 8 least reliable bits
 MIN_DETECT_SIDE = 64
 SCALE_REFINEMENT = (-0.015, -0.01, -0.005, 0.0, 0.005, 0.01, 0.015)
@@ -158,7 +159,7 @@ def scale_factor(height: int, width: int) -> int:
 def normalised_residual(y: torch.Tensor, k: float = 1.0) -> torch.Tensor:
     """High-passed, locally contrast-normalised and clipped luma residual ``(..., H, W)``."""
     r = signal.highpass(y, HIGHPASS_SIGMA * k)
-    return (r / (signal.local_rms(r, NORM_SIGMA * k) + NORM_FLOOR)).clamp_(-3, 3)
+    return (r / (signal.local_rms(r, NORM_SIGMA * k) + NORM_FLOOR)).clamp_(-RESIDUAL_CLIP, RESIDUAL_CLIP)
 
 
 class ProvguardWatermark(ImageWatermark):
@@ -224,14 +225,14 @@ class ProvguardWatermark(ImageWatermark):
         return m.clamp(0.25, 4.0)
 
     # ------------------------------------------------------------------ detection
+    def check_readable(self, image: np.ndarray) -> None:
+        _check_min(image, (MIN_DETECT_SIDE, MIN_DETECT_SIDE), "the provguard watermark is read from at least")
+
     def detect(self, images: Sequence[np.ndarray], fpr: float = 1e-3) -> list[ImageDetection]:
         fpr = check_fpr(fpr)
         results = []
         for img in images:
-            h, w = img.shape[:2]
-            if min(h, w) < MIN_DETECT_SIDE:
-                raise InputError(f"image is {w}x{h} pixels; the provguard watermark is read from images "
-                                 f"of at least {MIN_DETECT_SIDE}x{MIN_DETECT_SIDE}")
+            self.check_readable(img)
             y = luma(torch.from_numpy(img).to(self.device))
             results.append(self._detect_one(y, fpr))
         return results
@@ -265,6 +266,14 @@ class ProvguardWatermark(ImageWatermark):
         scaled = signal.resize(residual, TILE / period) if abs(period - TILE) > 1e-6 else residual
         return signal.fold(scaled, TILE)
 
+    def _try_period(self, residual: torch.Tensor, period: float) -> tuple[float, float, torch.Tensor, int, int]:
+        """``(sync_z, period, folded_tile, dy, dx)`` for one candidate period (z = -inf if too small)."""
+        if min(residual.shape) * TILE / period < MIN_DETECT_SIDE / 2:
+            return (-math.inf, period, torch.zeros(TILE, TILE, device=residual.device), 0, 0)
+        folded = self._fold_at(residual, period)
+        z, dy, dx = self._align(folded)
+        return z, period, folded, dy, dx
+
     def _align(self, folded: torch.Tensor) -> tuple[float, int, int]:
         """Sync-peak strength (z-score over all shifts) and the shift ``(dy, dx)`` it points to."""
         corr = signal.circular_xcorr(folded, self._sync_tile)
@@ -276,16 +285,10 @@ class ProvguardWatermark(ImageWatermark):
     def _detect_one(self, y: torch.Tensor, fpr: float) -> ImageDetection:
         # 1. pick period and shift using the sync chips only (keeps the reference-bit null exact)
         residual = normalised_residual(y)
-        best = (-math.inf, TILE, None, 0, 0)
-        for period in self._period_candidates(residual):
-            for rel in SCALE_REFINEMENT:
-                p = period * (1 + rel)
-                if min(y.shape) * TILE / p < MIN_DETECT_SIDE / 2:
-                    continue
-                folded = self._fold_at(residual, p)
-                z, dy, dx = self._align(folded)
-                if z > best[0]:
-                    best = (z, p, folded, dy, dx)
+        best = max((self._try_period(residual, p) for p in self._period_candidates(residual)), key=lambda t: t[0])
+        for rel in SCALE_REFINEMENT:  # refine only the best candidate
+            if rel:
+                best = max(best, self._try_period(residual, best[1] * (1 + rel)), key=lambda t: t[0])
         sync_z, period, folded, dy, dx = best
         # 2. read chips: matched filter (same smoothing as the embedder), pooled per cell
         aligned = torch.roll(folded, shifts=(-dy, -dx), dims=(0, 1))

@@ -264,7 +264,7 @@ class SDWatermark(ImageWatermark):
     def detect(self, images: Sequence[np.ndarray], fpr: float = 1e-3) -> list[ImageDetection]:
         fpr = check_fpr(fpr)
         for img in images:
-            self.check_size(img)
+            self.check_readable(img)
         counts = self.match_counts(images)
         table = load_null_table()
         p_by_payload = {name: conformal_p_values(table["payloads"][name]["counts"], counts[name])

@@ -96,26 +96,31 @@ def _gguf_cache(gguf: Path) -> Path:
 
 
 def _convert_gguf(gguf: Path, target: Path, with_model: bool) -> None:
-    """De-quantise ``gguf`` into ``target`` (tokenizer always; config + safetensors if ``with_model``)."""
+    """De-quantise ``gguf`` into ``target``: tokenizer and config always, float32 safetensors weights
+    if ``with_model``. Written to a temporary folder first and renamed, so concurrent runs are safe."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        tokenizer.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(tmp)
         if with_model:
             quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                              dtype=torch.float32)
             config = quantized.config
-            if hasattr(config, "quantization_config"):
-                del config.quantization_config
+        else:
+            config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        if with_model:
             plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             plain.load_state_dict(quantized.state_dict())
             plain.save_pretrained(tmp)
+        else:
+            config.save_pretrained(tmp)
         if target.exists():  # another process finished first; keep its copy unless ours adds weights
-            if with_model and not (target / "config.json").exists():
+            if with_model and not _has_weights(target):
                 shutil.rmtree(target, ignore_errors=True)
             else:
                 return
@@ -124,12 +129,16 @@ def _convert_gguf(gguf: Path, target: Path, with_model: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _has_weights(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors"))
+
+
 def _materialise(source: ModelSource, with_model: bool) -> ModelSource:
     """For GGUF sources, the converted cache folder (converting on first use)."""
     if source.kind != "gguf":
         return source
     target = _gguf_cache(Path(source.location))
-    ready = (target / "config.json").exists() if with_model else (target / "tokenizer_config.json").exists()
+    ready = _has_weights(target) if with_model else (target / "config.json").exists()
     if not ready:
         _convert_gguf(Path(source.location), target, with_model)
     return ModelSource("folder", str(target))
@@ -156,9 +165,7 @@ def load_tokenizer(name_or_path: str | os.PathLike):
 def load_vocab_size(name_or_path: str | os.PathLike, tokenizer=None) -> int:
     """The model config's ``vocab_size`` (what transformers' watermark uses) if a config is found
     next to the tokenizer, else ``len(tokenizer)``."""
-    source = resolve_source(name_or_path)
-    if source.kind == "gguf":
-        source = ModelSource("folder", str(_gguf_cache(Path(source.location))))
+    source = _materialise(resolve_source(name_or_path), with_model=False)
     config = Path(source.location) / "config.json"
     if source.kind == "folder" and config.exists():
         value = json.loads(config.read_text()).get("vocab_size")

@@ -1,0 +1,1 @@
+"""Reproducible provguard benchmarks (run as python -m benchmarks.<name>)."""

