@@ -71,12 +71,23 @@ def test_raw_decoding_matches_invisible_watermark_on_unmarked_photos(photos_512)
         assert np.array_equal(sd.vote(sd.block_bits(ll), 48)[0].numpy(), theirs)
 
 
-def test_invisible_watermark_reads_what_provguard_embeds(photos_512):
-    reader = create_image_watermark("sd")
+# how invisible-watermark must be handed a saved image to read each pipeline's mark
+_AS_THEY_READ = {
+    "compvis": lambda rgb: np.ascontiguousarray(rgb[:, :, ::-1]),  # uint8 BGR
+    "stability": lambda rgb: np.ascontiguousarray(rgb[:, :, ::-1].astype(np.float32)),  # float32 BGR
+    "diffusers": lambda rgb: np.ascontiguousarray(rgb.astype(np.float32)),  # float32, RGB as is
+}
+
+
+@pytest.mark.parametrize("pixel_path", sorted(_AS_THEY_READ))
+def test_invisible_watermark_reads_what_provguard_embeds(photos_512, pixel_path):
+    writer = create_image_watermark("sd")
+    matched = []
     for img in photos_512[:4]:
-        marked = _png_roundtrip(reader.embed([img], payload="sdxl")[0])
-        ours_read = WatermarkDecoder("bits", 48).decode(np.ascontiguousarray(marked[:, :, ::-1]), "dwtDct")
-        assert (ours_read == sd.SD_PAYLOADS["sdxl"]).sum() >= 36  # Stability's "very likely" band
+        marked = _png_roundtrip(writer.embed([img], payload="sdxl", pixel_path=pixel_path)[0])
+        theirs = WatermarkDecoder("bits", 48).decode(_AS_THEY_READ[pixel_path](marked), "dwtDct")
+        matched.append(int((theirs == sd.SD_PAYLOADS["sdxl"]).sum()))
+    assert min(matched) >= 36, matched  # Stability's "very likely" band
 
 
 def _compvis(img, bits):  # SD 1.x/2.x scripts: uint8 RGB -> BGR -> encode -> RGB
@@ -139,3 +150,35 @@ def test_too_small_images_get_a_clear_error():
         wm.detect([small])
     with pytest.raises(InputError, match="256x256"):
         wm.embed([small])
+
+
+def test_cpu_kernel_is_bit_identical_to_the_torch_path(photos_512):
+    from provguard.watermark.image.sd_kernel import block_bits_all
+
+    batches = [np.stack(photos_512[:3]), RNG.integers(0, 256, (2, 301, 419, 3), dtype=np.uint8),
+               np.ascontiguousarray(np.stack(photos_512[3:5])[:, :509, :497])]
+    for batch in batches:
+        rgb = torch.from_numpy(batch)
+        reference = np.stack([sd.block_bits(haar.ll_band(sd.u_plane(rgb, dt, o))).numpy()
+                              for dt, o in sd.READOUTS], 1)
+        assert np.array_equal(block_bits_all(batch), reference.astype(np.uint8))
+
+
+def test_null_histograms_count_every_image_once(photos_512):
+    from provguard.watermark.image.sd_calibration import null_histograms
+
+    images = [photos_512[0], photos_512[1][:300, :400].copy(), np.full((256, 256, 3), 128, np.uint8)]
+    hist = null_histograms(images)
+    assert set(hist) == {"sd1", "sd2", "sdxl"}
+    assert all(h.sum() == 3 and len(h) == len(sd.SD_PAYLOADS[name]) + 1 for name, h in hist.items())
+    # a flat grey image decodes to all zeros: it matches exactly the payload's zero bits
+    zeros = int((sd.SD_PAYLOADS["sdxl"] == 0).sum())
+    assert create_image_watermark("sd").match_counts([images[2]])["sdxl"][0] == zeros
+
+
+def test_packaged_null_table_is_large_enough_for_the_default_fpr():
+    table = sd.load_null_table()
+    assert table["n"] >= 3000  # Bonferroni x3: the smallest p-value 3/(n+1) must reach 1e-3
+    for name, bits in sd.SD_PAYLOADS.items():
+        counts = table["payloads"][name]["counts"]
+        assert len(counts) == len(bits) + 1 and sum(counts) == table["n"]

@@ -43,6 +43,43 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     return z
 
 
+def _as_int64(value: int) -> int:
+    """The int64 value with the same 64-bit pattern as the uint64 ``value``."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def splitmix64_torch(x, inplace: bool = False):
+    """Torch twin of :func:`splitmix64` on int64 tensors holding uint64 bit patterns, any shape/device.
+
+    Bit-identical to the NumPy reference (tested in ``tests/test_prf.py``): ``*`` on int64 wraps
+    modulo 2**64 exactly like uint64 on CPU and CUDA, and logical right shifts mask off the sign
+    extension of torch's arithmetic ``>>``. Returns a new tensor, or mixes ``x`` itself when
+    ``inplace`` (saves one temporary on large counter blocks). Torch is imported lazily, so this
+    module stays NumPy-only for callers that never use it.
+    """
+    import torch
+
+    if x.dtype != torch.int64:
+        raise TypeError(f"splitmix64_torch needs an int64 tensor (got {x.dtype})")
+    t = x >> 30
+    t &= (1 << 34) - 1
+    if inplace:
+        z = x
+        z ^= t
+    else:
+        z = x ^ t
+    z *= _as_int64(int(_M1))
+    torch.bitwise_right_shift(z, 27, out=t)
+    t &= (1 << 37) - 1
+    z ^= t
+    z *= _as_int64(int(_M2))
+    torch.bitwise_right_shift(z, 31, out=t)
+    t &= (1 << 33) - 1
+    z ^= t
+    return z
+
+
 def stream_u64(seed: int, n: int, offset: int = 0) -> np.ndarray:
     """``n`` pseudo-random uint64 values of the stream ``seed``, starting at index ``offset``."""
     idx = np.arange(offset + 1, offset + n + 1, dtype=np.uint64)

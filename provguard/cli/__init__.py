@@ -23,6 +23,11 @@ _COMMANDS = {
     "probe": "provguard.cli.probe:probe",
     "scan": "provguard.cli.scan:scan",
     "simulate": "provguard.cli.simulate:simulate",
+    "filter": "provguard.cli.filter:filter_command",
+    "decide": "provguard.cli.runs:decide",
+    "restore": "provguard.cli.runs:restore",
+    "report": "provguard.cli.runs:report",
+    "demo": "provguard.cli.demo:demo",
 }
 
 

@@ -72,7 +72,8 @@ def random_views(image: np.ndarray, count: int, rng: np.random.Generator, min_si
         short = rng.integers(min_side, max_side + 1)
         scale = max(short / min(ch, cw), min_side / min(ch, cw))
         if scale < 1:
-            view = view.resize((max(min_side, round(cw * scale)), max(min_side, round(ch * scale))), Image.LANCZOS)
+            view = view.resize((max(min_side, round(cw * scale)), max(min_side, round(ch * scale))),
+                               Image.LANCZOS, reducing_gap=3.0)
         if rng.random() < jpeg_probability:
             buf = io.BytesIO()
             view.save(buf, format="JPEG", quality=int(rng.integers(60, 101)), subsampling=2)

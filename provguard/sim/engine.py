@@ -182,7 +182,11 @@ class Engine:
         return conformal_threshold(scores[0], self.params.fpr)
 
     def calibrate_n_eff(self) -> torch.Tensor | None:
-        """Per-chain ``n_real * E[primary distance of a real-only fit on n_real samples]``, or None (images)."""
+        """Per-chain ``n_real * E[primary distance of a real-only fit on n_real samples]``, or None (images).
+
+        Families with an exact sufficient-statistic draw use it here on both paths: the constant is an
+        expectation over real-only fits, which the fast path draws from exactly at O(d^2) per fit.
+        """
         if not getattr(self.family, "calibrate_with_chains", True):
             return None
         out = torch.empty(len(self.params.point), dtype=torch.float64, device=self.device)
@@ -191,9 +195,14 @@ class Engine:
             streams = ChainStreams(self.cfg.seed + CALIBRATION_SEED_OFFSET, torch.arange(reps), self.device)
             real = self.family.real_model(reps)
             ones = torch.ones(reps, dtype=torch.float64, device=self.device)
-            group = self._draw(real, torch.full((reps,), n, device=self.device), ones, None, streams, 1, "real",
-                               synthetic=False, drop=torch.zeros_like(ones), thresholds=None)
-            model = self.family.fit([group], None, streams, 1) if not self.stats_path else self.family.fit_stats([group])
+            counts = torch.full((reps,), n, device=self.device)
+            if self.family.has_stats_path:  # exact in distribution on either path: no per-sample draws
+                group = self.family.draw_stats(real, counts, ones, None, streams, 1, "real", False)
+                model = self.family.fit_stats([group])
+            else:
+                group = self._draw(real, counts, ones, None, streams, 1, "real",
+                                   synthetic=False, drop=torch.zeros_like(ones), thresholds=None)
+                model = self.family.fit([group], None, streams, 1)
             ctx = EvalContext(real, streams, 1, ones, self.cfg.eval_samples, self.cfg.k, full=False)
             dist = self.family.metrics(model, ctx)[self.family.primary]
             out[self.params.n_real == n] = n * float(dist.mean())

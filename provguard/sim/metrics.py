@@ -29,6 +29,18 @@ def frechet(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torc
     return ((mu1 - mu2) ** 2).sum(-1) + (tr - 2.0 * ev.sqrt().sum(-1)).clamp_min(0.0)
 
 
+def frechet_to_identity(mu1: torch.Tensor, ev1: torch.Tensor, mu2: torch.Tensor) -> torch.Tensor:
+    """:func:`frechet` against ``N(mu2, I)`` from the eigenvalues ``ev1 [C, d]`` of ``cov1``, ``[C]``.
+
+    With ``S2 = I``, ``S1^1/2 S2 S1^1/2 = S1``, so the distance is
+    ``|mu1-mu2|^2 + tr(S1) + d - 2 sum sqrt(max(ev1, 0))``: no matrix square root needed.
+    """
+    ev1 = ev1.to(torch.float64)
+    tr = ev1.sum(-1) + ev1.shape[-1]
+    return ((mu1.to(torch.float64) - mu2.to(torch.float64)) ** 2).sum(-1) + \
+        (tr - 2.0 * ev1.clamp_min(0.0).sqrt().sum(-1)).clamp_min(0.0)
+
+
 def mean_cov(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample mean ``[C, d]`` and unbiased covariance ``[C, d, d]`` of ``x [C, N, d]`` (rows where ``mask``)."""
     x = x.to(torch.float64)

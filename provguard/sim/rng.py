@@ -3,7 +3,9 @@
 Every random number the simulator draws is a pure function of ``(seed, chain index, generation, tag,
 element index)``: ``splitmix64`` (the same mixer as :mod:`provguard.watermark.prf`) applied to a
 per-(chain, generation, tag) stream seed plus the element counter, computed with wrapping int64
-arithmetic in torch. A chain therefore draws the same numbers whether it runs alone, in a chunk of
+arithmetic in torch (:func:`provguard.watermark.prf.splitmix64_torch`, the one torch twin of the NumPy
+reference). A draw is one vectorised block over ``[chains, elements]``: the counters, the mixer (in
+place, no per-value temporaries) and the Box-Muller transform each run once per call. A chain therefore draws the same numbers whether it runs alone, in a chunk of
 3 or in a batch of 10,000, on CPU or on CUDA; and a draw of ``n`` elements is a prefix of a draw of
 ``n + 1``, so per-chain sample counts can differ inside one batch.
 """
@@ -13,6 +15,8 @@ import hashlib
 import math
 
 import torch
+
+from provguard.watermark.prf import splitmix64_torch
 
 _MASK64 = (1 << 64) - 1
 
@@ -24,24 +28,13 @@ def _s64(x: int) -> int:
 
 
 _GOLDEN = _s64(0x9E3779B97F4A7C15)
-_M1 = _s64(0xBF58476D1CE4E5B9)
-_M2 = _s64(0x94D049BB133111EB)
 _GEN_MULT = _s64(0xD6E8FEB86659FD93)
 _INV_2_53 = 1.0 / (1 << 53)
 
 
-def _srl(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Logical right shift of int64 tensors (torch's ``>>`` is arithmetic)."""
-    return (x >> k) & ((1 << (64 - k)) - 1)
-
-
 def splitmix64(x: torch.Tensor) -> torch.Tensor:
     """splitmix64 finaliser on int64 tensors (bit-identical to :func:`provguard.watermark.prf.splitmix64`)."""
-    z = x ^ _srl(x, 30)
-    z = z * _M1
-    z = z ^ _srl(z, 27)
-    z = z * _M2
-    return z ^ _srl(z, 31)
+    return splitmix64_torch(x)
 
 
 def tag_id(tag: str) -> int:
@@ -78,12 +71,18 @@ class ChainStreams:
     def bits64(self, gen: int, tag: str, n: int, offset: int = 0) -> torch.Tensor:
         """``n`` raw int64 words per chain from element ``offset`` on, ``[C, n]``."""
         idx = torch.arange(offset + 1, offset + n + 1, device=self.device, dtype=torch.int64)
-        return splitmix64(self.stream_seed(gen, tag)[:, None] + idx[None, :] * _GOLDEN)
+        idx *= _GOLDEN
+        return splitmix64_torch(self.stream_seed(gen, tag)[:, None] + idx[None, :], inplace=True)
 
     def uniform(self, gen: int, tag: str, shape: tuple[int, ...], offset: int = 0) -> torch.Tensor:
         """Uniforms in the open interval (0, 1), 53 random bits each, ``[C, *shape]`` (elements from ``offset``)."""
         n = math.prod(shape)
-        u = (_srl(self.bits64(gen, tag, n, offset), 11).to(torch.float64) + 0.5) * _INV_2_53
+        b = self.bits64(gen, tag, n, offset)
+        b >>= 11
+        b &= (1 << 53) - 1
+        u = b.to(torch.float64)
+        u += 0.5
+        u *= _INV_2_53
         return u.reshape(len(self), *shape)
 
     def normal(self, gen: int, tag: str, shape: tuple[int, ...], offset: int = 0) -> torch.Tensor:
@@ -96,10 +95,15 @@ class ChainStreams:
         n = math.prod(shape)
         pairs = (n + 1) // 2
         u = self.uniform(gen, tag, (pairs, 2), offset=offset)
-        r = torch.sqrt(-2.0 * torch.log(u[..., 0]))
-        theta = (2.0 * math.pi) * u[..., 1]
-        z = torch.stack((r * torch.cos(theta), r * torch.sin(theta)), dim=-1).reshape(len(self), -1)
-        return z[:, :n].reshape(len(self), *shape)
+        r = torch.log(u[..., 0])
+        r *= -2.0
+        r.sqrt_()
+        theta = u[..., 1] * (2.0 * math.pi)
+        z = torch.empty(len(self), pairs, 2, dtype=torch.float64, device=self.device)
+        torch.mul(r, torch.cos(theta), out=z[..., 0])
+        torch.mul(r, theta.sin_(), out=z[..., 1])
+        z = z.reshape(len(self), 2 * pairs)
+        return (z if 2 * pairs == n else z[:, :n]).reshape(len(self), *shape)
 
     def gamma(self, gen: int, tag: str, shape_param: torch.Tensor, tries: int = 12) -> torch.Tensor:
         """Gamma(shape_param, 1) draws, ``shape_param`` of shape ``[C, m]`` with every entry >= 0.5.
@@ -133,8 +137,11 @@ class ChainStreams:
         u = self.uniform(gen, tag + "/gamma-u", (tries, m), offset=offset)
         v = (1.0 + c[:, None, :] * z) ** 3
         acc = (v > 0) & (torch.log(u) < 0.5 * z * z + d[:, None, :] * (1.0 - v + torch.log(v.clamp_min(1e-300))))
-        idx = torch.argmax(acc.to(torch.int8), dim=1, keepdim=True)
-        return d * torch.gather(v, 1, idx).squeeze(1), acc.any(1)
+        g = v[:, 0]  # the first accepted proposal (proposal 0 when none is)
+        for j in range(tries - 1, 0, -1):
+            g = torch.where(acc[:, j], v[:, j], g)
+        g = torch.where(acc[:, 0], v[:, 0], g)
+        return d * g, acc.any(1)
 
     def chi2(self, gen: int, tag: str, df: torch.Tensor) -> torch.Tensor:
         """Chi-square draws with per-entry degrees of freedom ``df`` (``[C, m]``, >= 1 or 0 for none)."""

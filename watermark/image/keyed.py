@@ -233,7 +233,7 @@ class ProvguardWatermark(ImageWatermark):
         results = []
         for img in images:
             self.check_readable(img)
-            y = luma(torch.from_numpy(img).to(self.device))
+            y = luma(torch.as_tensor(np.ascontiguousarray(img)).to(self.device))
             results.append(self._detect_one(y, fpr))
         return results
 

@@ -20,8 +20,6 @@ def _signed(value: int) -> int:
 
 
 GOLDEN = _signed(int(prf._GOLDEN))
-_M1 = _signed(int(prf._M1))
-_M2 = _signed(int(prf._M2))
 
 
 def shr(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -30,17 +28,14 @@ def shr(x: torch.Tensor, s: int) -> torch.Tensor:
 
 
 def splitmix64(x: torch.Tensor) -> torch.Tensor:
-    """The splitmix64 finaliser, elementwise; same bits as ``prf.splitmix64``."""
-    x = x ^ shr(x, 30)
-    x = x * _M1
-    x = x ^ shr(x, 27)
-    x = x * _M2
-    return x ^ shr(x, 31)
+    """The splitmix64 finaliser, elementwise; same bits as ``prf.splitmix64`` (the shared
+    :func:`provguard.watermark.prf.splitmix64_torch`)."""
+    return prf.splitmix64_torch(x)
 
 
 def stream_at(seed: int, index: torch.Tensor) -> torch.Tensor:
     """Values of ``prf.stream_u64(seed, ...)`` at the (int64, >= 0) positions ``index``, same shape."""
-    return splitmix64(_signed(seed) + (index + 1) * GOLDEN)
+    return prf.splitmix64_torch(_signed(seed) + (index + 1) * GOLDEN, inplace=True)  # a fresh tensor: mix in place
 
 
 def unsigned_less(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

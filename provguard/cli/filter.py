@@ -1,0 +1,186 @@
+"""``provguard filter SOURCE``: scan -> score -> decide -> act, into a resumable run directory."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from provguard.cli.common import EXIT_FATAL, EXIT_USAGE, emit_json, fail
+from provguard.errors import ProvguardError
+
+DEFAULT_PROBE_ENV = "PROVGUARD_PROBE"
+
+
+def _note(msg: str) -> None:
+    click.echo(f"note: {msg}", err=True)
+
+
+def _text_watermark(choice: str, tokenizer: str, key, notes: list[str]) -> dict | None:
+    """The text-watermark spec, or None (with a note saying why it is off)."""
+    if choice == "none":
+        return None
+    if key is None:
+        if choice != "auto":
+            raise ProvguardError("--text-watermark needs a key: pass --key-file or set $PROVGUARD_KEY")
+        notes.append("text watermark off: no key (pass --key-file to check texts for provguard's watermark)")
+        return None
+    if choice == "auto":
+        from provguard.watermark.text.loading import list_bundled
+
+        if tokenizer == "smollm2-135m-instruct" and tokenizer not in list_bundled():
+            notes.append("text watermark off: the bundled tokenizer is not installed (pass --tokenizer PATH)")
+            return None
+        choice = "provguard-lefthash"
+    return {"scheme": choice, "tokenizer": tokenizer, "gamma": 0.25, "context_width": 1}
+
+
+def build_config(source, *, probe, watermarks, key, text_watermark, tokenizer, trust_anchors, policy_file,
+                 target_fpr, cascade, shard_size, batch_size, workers, device, engine):
+    """A :class:`RunConfig` from command-line values; returns ``(config, notes)``."""
+    from provguard.detectors.fusion import Policy
+    from provguard.pipeline.config import RunConfig, file_sha256, key_digest
+
+    notes: list[str] = []
+    policy = Policy.from_file(policy_file) if policy_file else Policy()
+    policy.watermark_alpha = target_fpr
+    policy = Policy(**policy.to_dict())
+    marks = [] if watermarks.strip() == "none" else [w.strip() for w in watermarks.split(",") if w.strip()]
+    for m in list(marks):
+        if m != "sd" and key is None:
+            notes.append(f"{m} watermark skipped: it needs --key-file (or $PROVGUARD_KEY)")
+            marks.remove(m)
+    if probe is None and os.environ.get(DEFAULT_PROBE_ENV):
+        probe = os.environ[DEFAULT_PROBE_ENV]
+    if probe is None:
+        notes.append(f"classifier off: no --probe and no ${DEFAULT_PROBE_ENV}")
+    spec = source.spec()
+    spec["root"] = str(Path(spec["root"]).absolute())
+    text = _text_watermark(text_watermark, tokenizer, key, notes)
+    config = RunConfig(
+        source=spec, watermarks=marks, key_digest=key_digest(key) if (text or any(m != "sd" for m in marks)) else None,
+        text_watermark=text, probe={"path": str(Path(probe).absolute()), "sha256": file_sha256(probe)} if probe else None,
+        trust_anchors={"path": str(Path(trust_anchors).absolute()), "sha256": file_sha256(trust_anchors)} if trust_anchors else None,
+        policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade, shard_size=shard_size, batch_size=batch_size,
+        workers=workers, device=device, engine=engine)
+    return config, notes
+
+
+def _progress():
+    """(on_total, on_items, close) callbacks driving a tqdm bar with items/s and an ETA on stderr."""
+    from tqdm import tqdm
+
+    bar = {"bar": None}
+
+    def on_total(n):
+        bar["bar"] = tqdm(total=n, desc="filter", unit="item", file=sys.stderr, leave=False, disable=None, smoothing=0.1)
+
+    def on_items(n):
+        if bar["bar"] is not None:
+            bar["bar"].update(n)
+
+    def close():
+        if bar["bar"] is not None:
+            bar["bar"].close()
+
+    return on_total, on_items, close
+
+
+@click.command("filter")
+@click.argument("source_path", metavar="SOURCE", type=click.Path())
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Run directory [default: ./provguard-run-<source name>].")
+@click.option("--format", "fmt", type=click.Choice(["auto", "folder", "parquet", "hf", "hf-imagefolder", "hf-text",
+                                                    "hf-json", "webdataset"]), default="auto", show_default=True,
+              help="What SOURCE is.")
+@click.option("--text-field", default="text", show_default=True, help="Text field (jsonl, Parquet, datasets).")
+@click.option("--image-field", default=None, help="Image column (Parquet, datasets) [default: detected].")
+@click.option("--probe", type=click.Path(exists=True, dir_okay=False), default=None,
+              help=f"Calibrated probe file (or ${DEFAULT_PROBE_ENV}); without one the classifier is off.")
+@click.option("--watermark", "watermarks", default="sd,provguard", show_default=True,
+              help="Image watermarks to check (sd, provguard; provguard needs a key), or 'none'.")
+@click.option("--key", default=None, help="Watermark key (or $PROVGUARD_KEY; never printed).")
+@click.option("--key-file", type=click.Path(dir_okay=False), default=None, help="File holding the watermark key.")
+@click.option("--text-watermark", default="auto", show_default=True,
+              help="Text watermark scheme (provguard-lefthash, ...), 'auto' (on when a key and the bundled tokenizer exist) or 'none'.")
+@click.option("--tokenizer", default="smollm2-135m-instruct", show_default=True, help="Tokenizer for the text watermark.")
+@click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), default=None, help="PEM of trusted C2PA roots.")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSON fusion policy (see docs/detectors.md).")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True,
+              help="False-positive rate for exact-p-value detectors (watermarks).")
+@click.option("--reject-uncertain", is_flag=True, help="Reject items the evidence leaves uncertain (default: keep them).")
+@click.option("--action", type=click.Choice(["report", "copy-kept", "move-rejected"]), default="report", show_default=True,
+              help="report: touch nothing; copy-kept: copy kept files to --dest; move-rejected: quarantine rejected files (undo with `provguard restore`).")
+@click.option("--dest", type=click.Path(file_okay=False), default=None, help="copy-kept target [default: RUN_DIR/kept].")
+@click.option("--workers", type=click.IntRange(min=0), default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Decoding processes (0: decode in the main process).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per resumable shard.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: Ray Data with actor pools (`pip install 'provguard[ray]'`; set RAY_ADDRESS for a cluster).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue an unfinished run in RUN_DIR.")
+@click.option("--cascade/--no-cascade", default=True, show_default=True,
+              help="Stop per item once decided (--no-cascade: every score for every item, so `decide` can change anything).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (run_dir, manifest, counts, ...).")
+def filter_command(source_path, out, fmt, text_field, image_field, probe, watermarks, key, key_file, text_watermark,
+                   tokenizer, trust_anchors, policy_file, target_fpr, reject_uncertain, action, dest, workers, batch_size,
+                   shard_size, device, engine, resume, cascade, as_json):
+    """Keep AI-generated items out of SOURCE: score every item, decide, write a run directory.
+
+    The source is never modified unless --action move-rejected is given, and even then every move is
+    journalled and undone by `provguard restore RUN_DIR`. A killed run continues where it stopped
+    when the same command is repeated.
+
+    \b
+    Examples:
+      provguard filter ./scraped --out runs/scraped
+      provguard filter ./scraped --out runs/scraped --probe probe.safetensors --key-file k.txt --action move-rejected
+      provguard filter data.parquet --text-field body --json
+      provguard filter ./shards --format webdataset --engine ray
+    """
+    from provguard.keys import resolve_key
+    from provguard.pipeline.run import ConfigMismatch, run_filter
+    from provguard.pipeline.sources import SourceError, open_source
+
+    try:
+        source = open_source(source_path, fmt, text_field, image_field)
+    except SourceError as exc:
+        fail(str(exc), EXIT_USAGE)
+    out = out or f"provguard-run-{Path(source_path).absolute().name}"
+    on_total, on_items, close = _progress()
+    try:
+        key_obj = resolve_key(key=key, key_file=key_file, required=False)
+        config, notes = build_config(source, probe=probe, watermarks=watermarks, key=key_obj, text_watermark=text_watermark,
+                                     tokenizer=tokenizer, trust_anchors=trust_anchors, policy_file=policy_file,
+                                     target_fpr=target_fpr, cascade=cascade, shard_size=shard_size, batch_size=batch_size,
+                                     workers=workers, device=device, engine=engine)
+        for n in notes:
+            _note(n)
+        if not config.key_digest:
+            key_obj = None
+        result = run_filter(config, out, key=key_obj, action=action, resume=resume, reject_uncertain=reject_uncertain,
+                            dest=dest, on_total=on_total, on_items=on_items)
+        from provguard.pipeline.report import write_report
+
+        report = write_report(out)
+    except ConfigMismatch as exc:
+        close()
+        fail(str(exc), EXIT_FATAL)
+    except SourceError as exc:
+        close()
+        fail(str(exc), EXIT_USAGE)
+    except ProvguardError as exc:
+        close()
+        fail(str(exc), EXIT_FATAL)
+    close()
+    if as_json:
+        emit_json({**result.to_json(), "report": str(report)})
+    else:
+        click.echo(result.summary)
+        if result.action_result:
+            click.echo(f"\n{action}: " + ", ".join(f"{k} {v}" for k, v in result.action_result.items()))
+        click.echo(f"\nmanifest: {result.manifest}\nreport:   {report}")
+    sys.exit(result.exit_code)

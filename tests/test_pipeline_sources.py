@@ -1,0 +1,99 @@
+"""Other sources: Parquet (image bytes and text, a corrupt row), webdataset tars (truncated member),
+Hugging Face datasets saved to disk and an imagefolder; and the Ray engine on a local Ray instance."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from provguard.cli import main
+from tests.pipeline_corpus import A1111, TEST_KEY, png_bytes
+
+
+@pytest.fixture(scope="module")
+def images(photo_items):
+    from provguard.imaging.photoset import tiles
+    from provguard.watermark.image import create_image_watermark
+
+    photos = tiles(photo_items[:3], 256)
+    marked = create_image_watermark("provguard", key=TEST_KEY).embed(photos[1:2], payload=5)[0]
+    return [png_bytes(photos[0]), png_bytes(marked), png_bytes(photos[2], {"parameters": A1111})]
+
+
+def _run(src, out, tmp_path, *extra):
+    key = tmp_path / "k"
+    key.write_bytes(TEST_KEY)
+    r = CliRunner().invoke(main, ["filter", str(src), "--out", str(out), "--watermark", "provguard", "--key-file", str(key),
+                                  "--text-watermark", "none", "--workers", "0", "--json", *extra])
+    rows = {x["key"]: x for x in pq.read_table(out / "manifest.parquet").to_pylist()} if (out / "manifest.parquet").exists() else {}
+    return r, rows
+
+
+def test_parquet_with_image_bytes_text_and_a_corrupt_row(images, tmp_path):
+    t = pa.table({"image": images + [b"\x89PNG garbage"], "text": ["a", "b", "c", "d"]})
+    pq.write_table(t, tmp_path / "data.parquet")
+    r, rows = _run(tmp_path / "data.parquet", tmp_path / "run", tmp_path)
+    assert r.exit_code == 1, r.output
+    assert rows["data.parquet#row=1&image"]["verdict"] == "synthetic"
+    assert rows["data.parquet#row=2&image"]["reasons"][0] == "png-text:automatic1111"
+    assert rows["data.parquet#row=3&image"]["error"] and rows["data.parquet#row=0&text"]["error"] is None
+    assert len(rows) == 8
+
+
+def test_webdataset_tar_with_a_truncated_member(images, tmp_path):
+    tar_path = tmp_path / "shard-000.tar"
+    with tarfile.open(tar_path, "w") as tf:
+        for i, data in enumerate(images):
+            info = tarfile.TarInfo(f"{i:04d}.png")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+            info = tarfile.TarInfo(f"{i:04d}.txt")
+            info.size = 5
+            tf.addfile(info, io.BytesIO(b"hello"))
+    full = tar_path.read_bytes()
+    cut = full.index(images[2][:64]) + 100  # inside the last image member
+    (tmp_path / "tars").mkdir()
+    (tmp_path / "tars/a.tar").write_bytes(full)
+    (tmp_path / "tars/b.tar").write_bytes(full[:cut])
+    r, rows = _run(tmp_path / "tars", tmp_path / "run", tmp_path, "--format", "webdataset")
+    assert r.exit_code == 1, r.output
+    assert rows["a.tar#0001.png"]["verdict"] == "synthetic" and rows["b.tar#0001.png"]["verdict"] == "synthetic"
+    assert rows["b.tar#0002.png"]["error"] and rows["a.tar#0002.png"]["error"] is None
+    assert rows["a.tar#0000.txt"]["media_type"] == "text"
+
+
+def test_hf_dataset_saved_to_disk_and_imagefolder(images, tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in images], "caption": ["x", "y", "z"]},
+                                    features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")}))
+    ds.save_to_disk(str(tmp_path / "saved"))
+    r, rows = _run(tmp_path / "saved", tmp_path / "run", tmp_path, "--text-field", "caption")
+    assert r.exit_code == 0, r.output
+    assert rows["row=1&image"]["verdict"] == "synthetic" and rows["row=2&image"]["reasons"][0] == "png-text:automatic1111"
+    folder = tmp_path / "imgs/train"
+    folder.mkdir(parents=True)
+    for i, b in enumerate(images):
+        (folder / f"{i}.png").write_bytes(b)
+    r, rows = _run(tmp_path / "imgs", tmp_path / "run2", tmp_path, "--format", "hf-imagefolder")
+    assert r.exit_code == 0, r.output
+    assert sorted(v["verdict"] for v in rows.values()) == ["synthetic", "synthetic", "uncertain"]
+
+
+def test_ray_engine_equals_local(images, tmp_path):
+    pytest.importorskip("ray")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, b in enumerate(images):
+        (src / f"{i}.png").write_bytes(b)
+    (src / "bad.jpg").write_bytes(b"nope")
+    _, local = _run(src, tmp_path / "local", tmp_path)
+    r, ray_rows = _run(src, tmp_path / "ray", tmp_path, "--engine", "ray", "--workers", "1", "--batch-size", "2")
+    assert r.exit_code == 1, r.output
+    assert local == ray_rows
+    assert json.loads((tmp_path / "ray/run.json").read_text())["engine"] == "ray"
