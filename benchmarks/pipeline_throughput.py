@@ -11,14 +11,13 @@ a stand-in so the classifier runs; its accuracy is *not* measured here), then me
 2. the whole pipeline with the probe (`--workers 2`, decoding in worker processes);
 3. metadata-only and watermark-only (SD) cascades;
 4. local vs Ray engine on the first RAY_N images (manifests compared row by row);
-and peak RSS of each run (ru_maxrss of this process and its children). Writes
+and the peak RSS of each run. Writes
 benchmarks/results/pipeline_throughput.md.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import time
@@ -94,20 +93,26 @@ def bare_backbone(folder: Path, batch: int = 32) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
+# VmHWM (the peak resident set of this process's own address space) — not ru_maxrss, which Linux carries
+# over from the parent across fork+exec and would report the benchmark's own peak.
+_PEAK = ("import atexit, sys; from provguard.cli import main; atexit.register(lambda: sys.stderr.write("
+         "'PEAK_RSS_KIB %s\\n' % [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])); main()")
+
+
 def run_filter(folder: Path, out: Path, *args: str) -> tuple[float, float]:
-    """(items/s, peak RSS MiB of the children so far) of one `provguard filter` subprocess."""
+    """(items/s, peak RSS MiB of the filter process; decoding workers not included) of one `provguard filter`."""
     import subprocess
 
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PROVGUARD_CACHE": str(RAW / f"cache-{out.name}")}
     shutil.rmtree(env["PROVGUARD_CACHE"], ignore_errors=True)  # the embedding cache would make re-runs free
-    cmd = [sys.executable, "-c", "from provguard.cli import main; main()", "filter", str(folder), "--out", str(out),
-           "--text-watermark", "none", *args]
+    cmd = [sys.executable, "-c", _PEAK, "filter", str(folder), "--out", str(out), "--text-watermark", "none", *args]
     start = time.perf_counter()
-    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - start
+    peak = [int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KIB")]
     n = len(list(folder.iterdir()))
-    return n / wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return n / wall, (peak[-1] / 1024 if peak else float("nan"))
 
 
 def main(argv=None) -> None:
@@ -154,11 +159,11 @@ def main(argv=None) -> None:
             f"--side {args.side} --ray-n {args.ray_n}` on {os.cpu_count()} CPU cores (shared), no GPU. "
             f"{args.n} mixed JPEG/PNG/WebP images of {args.side}x{args.side} px from packaged photos; the classifier "
             "is the cheap MobileNetV2 backbone with a throughput-only probe. Items/s include process start-up and "
-            "model load (a few seconds). Peak RSS is the largest child process so far (ru_maxrss).\n\n"
+            "model load (a few seconds). Peak RSS: VmHWM of the filter process (decoding workers not included).\n\n"
             + md(rows, ["run", "items/s", "peak RSS MiB", "vs bare backbone"])
             + f"\n\n## Local vs Ray engine ({args.ray_n} images, SD watermark + probe)\n\n"
             + md(engines, ["engine", "items/s", "peak RSS MiB"])
-            + f"\n\nManifests equal row by row (all columns except the evidence JSON's float formatting): **{same}**\n")
+            + f"\n\nManifests equal row by row (every column but the raw evidence JSON, which tests/test_pipeline_sources.py also compares): **{same}**\n")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "pipeline_throughput.md").write_text(text)
     print(text)

@@ -14,7 +14,9 @@ def test_demo_catches_each_marker(tmp_path):
         pytest.skip("watermark/data/sd_null.json is missing: run python -m provguard.watermark.image.sd_calibration")
     r = CliRunner().invoke(main, ["demo", "--run-dir", str(tmp_path / "demo"), "--no-llm", "--no-simulate", "--workers", "0"])
     assert r.exit_code == 0, r.output
-    lines = {line.split()[0]: line for line in r.output.splitlines() if line.strip() and "/" in line.split()[0]}
+    table = [line for line in r.output.splitlines() if line[:1].isalpha() and "/" in line.split()[0]]
+    lines = {line.split()[0]: line for line in table}
+    assert len(lines) == 18  # 14 images, 2 texts (no LLM), 2 bad files: every file is listed
     assert sum("watermark:sd:detected" in line for name, line in lines.items() if name.startswith("generated/sdxl")) >= 2
     for name, line in lines.items():
         if name.startswith("generated/provguard"):

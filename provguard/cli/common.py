@@ -60,9 +60,14 @@ def _finite(obj):
     return obj
 
 
+def to_json(payload, indent: int | None = 2) -> str:
+    """Strict JSON text: NaN/inf become null; numpy/torch scalars and paths are converted."""
+    return json.dumps(_finite(payload), default=_json_default, indent=indent)
+
+
 def emit_json(payload) -> None:
-    """Print ``payload`` as JSON on stdout (strict: NaN/inf become null)."""
-    click.echo(json.dumps(_finite(payload), default=_json_default, indent=2))
+    """Print ``payload`` as JSON on stdout (see :func:`to_json`)."""
+    click.echo(to_json(payload))
 
 
 def format_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:

@@ -78,9 +78,9 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (NaN/inf written as null)."""
-    from provguard.cli.common import _finite
+    from provguard.cli.common import to_json
 
-    write_text(path, json.dumps(_finite(obj), indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")
+    write_text(path, to_json(obj) + "\n")
 
 
 def read_json(path: Path) -> Any:

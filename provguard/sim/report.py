@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from provguard.cli.common import _finite, _json_default
+from provguard.cli.common import to_json
 
 PLOTS = {
     "distance": ("w2sq", "l2sq", "fd"),
@@ -26,7 +25,7 @@ def payload(result, point: int = 0, baseline: int | None = None) -> dict:
 
 
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(_finite(obj), default=_json_default, indent=2))
+    path.write_text(to_json(obj))
 
 
 def write_csv(path: Path, arms: dict[str, list[dict]]) -> None:

@@ -24,7 +24,7 @@ class Document:
     error: str | None = None
 
 
-def _decode(data: bytes) -> tuple[str | None, str | None]:
+def decode_text(data: bytes) -> tuple[str | None, str | None]:
     """``(text, error)`` for raw file bytes."""
     if not data.strip():
         return None, "empty file"
@@ -65,7 +65,7 @@ def read_documents(path: Path, name: str | None = None, text_field: str = "text"
     except OSError as exc:
         yield Document(name, error=f"cannot read file: {exc.strerror or exc}")
         return
-    text, error = _decode(data)
+    text, error = decode_text(data)
     if error:
         yield Document(name, error=error)
     elif path.suffix.lower() == ".jsonl":
