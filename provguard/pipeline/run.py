@@ -136,15 +136,16 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "r
     detectors = build_detectors(config, key, config.device if config.device != "auto" else None, probe_objects)
     notes += detectors.notes
     start = time.perf_counter()
+    engine_info = old_card.get("engine_info", {})  # what the engine reports about itself (Ray: readers used)
     if pending:
-        get_engine(config.engine)(source, pending, config, detectors, store, on_items=on_items, key=key)
+        engine_info = get_engine(config.engine)(source, pending, config, detectors, store, on_items=on_items, key=key) or {}
     score_seconds = time.perf_counter() - start
     scores = store.gather(len(items))
     timings = store.timings(len(items))
     timings["scan"] = scan_seconds + old_card.get("timings", {}).get("scan", 0.0) * (not pending)
     wall = timings.get("wall", score_seconds)
     card = {"provguard_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "config_fingerprint": config.fingerprint(), "engine": config.engine,
+            "config_fingerprint": config.fingerprint(), "engine": config.engine, "engine_info": engine_info,
             "source": {**config.source, "fingerprint": store.plan_digest(items), "items": describe(items)},
             "detectors": [{"name": d.name, "tier": d.tier} for d in detectors.image + detectors.text],
             **detectors.info, "probe": config.probe, "target_fpr": config.target_fpr,

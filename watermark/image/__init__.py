@@ -37,9 +37,9 @@ def create_image_watermark(method: str, key=None, **options) -> ImageWatermark:
     module, cls, keyed = _REGISTRY[method]
     klass = getattr(importlib.import_module(module), cls)
     if keyed:
-        from provguard.keys import resolve_key
+        from provguard.keys import as_key, resolve_key
 
-        return klass(key=resolve_key(key) if not hasattr(key, "__bytes__") or isinstance(key, str) else key, **options)
+        return klass(key=as_key(key) if key is not None else resolve_key(), **options)  # None: $PROVGUARD_KEY
     return klass(**options)
 
 

@@ -6,6 +6,7 @@ the masks); ``fit`` refits one model per chain on a list of masked sample groups
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ def count_mask(n: torch.Tensor, n_max: int) -> torch.Tensor:
     return torch.arange(n_max, device=n.device)[None, :] < n[:, None]
 
 
-class Family:
+class Family(abc.ABC):
     """Interface of a model family (see module docstring). ``primary`` names the distance used for ``n_eff``."""
 
     name: str = ""
@@ -46,25 +47,26 @@ class Family:
         self.cfg = cfg
         self.device = device
 
+    @abc.abstractmethod
     def real_model(self, n_chains: int) -> Any:
         """The true (real-data) distribution, repeated over ``n_chains``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sample(self, model: Any, n_max: int, lam: torch.Tensor, streams: ChainStreams, gen: int, tag: str) -> Samples:
         """``n_max`` outputs per chain with sampling bias ``lam [C]``; mask all True."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fit(self, groups: list[Samples], prev: Any, streams: ChainStreams, gen: int) -> Any:
         """Refit one model per chain on the union of ``groups``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def metrics(self, model: Any, ctx: "EvalContext") -> dict[str, torch.Tensor]:
         """Per-chain metrics ``{name: [C]}``; ``ctx.full`` adds the sample-based ones."""
-        raise NotImplementedError
 
     def surprisal(self, x: torch.Tensor) -> torch.Tensor:
         """``-log p_real(x)`` up to a constant, ``[C, N]`` (content-detector score)."""
-        raise NotImplementedError(f"the {self.name} family has no real density for a content filter")
+        raise ValueError(f"the {self.name} family has no real density, so --filter content cannot score it: "
+                         "use --filter idealised or --filter watermark")
 
 
 @dataclass
