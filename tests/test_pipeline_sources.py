@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 
 import pyarrow as pa
@@ -112,13 +113,22 @@ def test_ray_engine_reads_folders_with_rays_reader(images, tmp_path):
     (src / "note.txt").write_text("a plain note")
     (src / "lines.jsonl").write_text('{"text": "one"}\nnot json\n')
     (src / "folder.png").mkdir()
+    (src / os.fsdecode(b"\xff.png")).write_bytes(images[0])  # not UTF-8: loaded from a descriptor
     extra = ("--shard-size", "3", "--batch-size", "2")
     _, local = _run(src, tmp_path / "local", tmp_path, *extra)
     r, ray_rows = _run(src, tmp_path / "ray", tmp_path, "--engine", "ray", "--workers", "1", *extra)
     assert r.exit_code == 1, r.output
     assert local == ray_rows and len(ray_rows) == 10
+    assert ray_rows["\\xff.png"]["error"] is None and ray_rows["\\xff.png"]["verdict"] == ray_rows["sub/0.png"]["verdict"]
     assert ray_rows["folder.png"]["error"] and ray_rows["empty.png"]["error"] and ray_rows["lines.jsonl#line=2"]["error"]
     card = json.loads((tmp_path / "ray/run.json").read_text())
     assert card["engine_info"]["ray_reader"] == ["read_binary_files", "from_items"]
     shards = sorted(p.name for p in (tmp_path / "ray/shards").iterdir())
-    assert shards == sorted(p.name for p in (tmp_path / "local/shards").iterdir()) and len(shards) == 8
+    assert shards == sorted(p.name for p in (tmp_path / "local/shards").iterdir()) and len(shards) == 8  # data + marker
+    # resume: only the unfinished shard is redone; a file gone since the scan becomes an error row
+    (tmp_path / "ray/shards/shard-00003.done").unlink()
+    (src / "sub/2.png").unlink()
+    r, resumed = _run(src, tmp_path / "ray", tmp_path, "--engine", "ray", "--workers", "1", *extra)
+    assert r.exit_code == 1, r.output
+    assert "cannot read file" in resumed["sub/2.png"]["error"]
+    assert {k: v for k, v in resumed.items() if k != "sub/2.png"} == {k: v for k, v in ray_rows.items() if k != "sub/2.png"}

@@ -21,7 +21,8 @@ reported) by the driver like the local engine would; if Ray's reader itself fail
 items are redone on descriptors. The source must be readable from every node (shared file system).
 
 Point it at a cluster with ``RAY_ADDRESS=ray://head:10001`` (or ``ray start --address``); without it
-a local Ray instance is started with ``num_cpus=config.workers``.
+a local Ray instance is started with ``num_cpus=config.workers + 1`` (one slot for the read tasks, or
+the actors would hold every CPU and the reader could never run).
 """
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def _init_ray(config):
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
         else:
-            ray.init(num_cpus=max(1, config.workers), include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=max(1, config.workers) + 1, include_dashboard=False, log_to_driver=False)  # + read tasks
     return ray
 
 
