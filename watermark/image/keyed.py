@@ -233,7 +233,7 @@ class ProvguardWatermark(ImageWatermark):
         results = []
         for img in images:
             self.check_readable(img)
-            y = luma(torch.as_tensor(np.ascontiguousarray(img)).to(self.device))
+            y = luma(torch.tensor(img, device=self.device))  # a copy: inputs may be read-only
             results.append(self._detect_one(y, fpr))
         return results
 
