@@ -126,7 +126,7 @@ def test_ray_engine_reads_folders_with_rays_reader(images, tmp_path):
     shards = sorted(p.name for p in (tmp_path / "ray/shards").iterdir())
     assert shards == sorted(p.name for p in (tmp_path / "local/shards").iterdir()) and len(shards) == 8  # data + marker
     # resume: only the unfinished shard is redone; a file gone since the scan becomes an error row
-    (tmp_path / "ray/shards/shard-00003.done").unlink()
+    (tmp_path / "ray/shards/shard-00002.done").unlink()
     (src / "sub/2.png").unlink()
     r, resumed = _run(src, tmp_path / "ray", tmp_path, "--engine", "ray", "--workers", "1", *extra)
     assert r.exit_code == 1, r.output
