@@ -1,7 +1,7 @@
 """Metadata provenance: what a file's own metadata says about where it came from.
 
 Two stages. (1) A fast scan of every file (:mod:`provguard.detectors.containers` + Pillow's EXIF
-parser; no pixels decoded): IPTC/XMP ``DigitalSourceType``, generator text chunks (REFERENCE.md §4),
+parser; no pixels decoded): IPTC/XMP ``DigitalSourceType``, generator text chunks (AUTOMATIC1111, ComfyUI, InvokeAI, NovelAI, Midjourney),
 EXIF ``UserComment``/``Software``, IPTC ``Credit``. (2) c2pa-python, only for files that carry a C2PA
 store. Reason codes (family = tier):
 

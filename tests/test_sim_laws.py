@@ -1,4 +1,4 @@
-"""The simulator against the exact laws of REFERENCE §5 (within 4 Monte Carlo standard errors)."""
+"""The simulator against the exact laws of self-consuming loops (within 4 Monte Carlo standard errors)."""
 import pytest
 import torch
 

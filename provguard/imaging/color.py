@@ -5,7 +5,7 @@ YUV, and OpenCV computes it differently for the two pixel types generators use:
 
 * ``uint8``: 14-bit fixed-point integers, chroma offset 128 (``RGB2YUV_i`` / ``YUV2RGB_i``);
 * ``float32``: single-precision floats, chroma offset **0.5** whatever the value range, so a
-  float32 image holding 0..255 values gets U centred on 0.5, not 128 (REFERENCE.md §1).
+  float32 image holding 0..255 values gets U centred on 0.5, not 128 (see invisible-watermark issue #39 and the README).
 
 All functions take and return tensors of shape ``(..., H, W, 3)`` in the channel order named (BGR,
 as OpenCV stores it). Integer results are returned as ``int32`` (uint8 range after saturation).

@@ -1,4 +1,4 @@
-"""Exact-law checks of the simulator (REFERENCE §5): each returns theory, simulated value and its standard error.
+"""Exact-law checks of the simulator: each returns theory, simulated value and its standard error.
 
 ``run_all(chains)`` is what ``provguard simulate validate`` prints and what the tests assert; a law
 passes when ``|simulated - theory| <= 4 * se``.

@@ -1,6 +1,6 @@
 """The Stable Diffusion / SDXL invisible watermark: invisible-watermark's ``dwtDct``, bit-compatible.
 
-What ``dwtDct`` really does (REFERENCE.md §1, read off ``imwatermark/maxDct.py``): convert the image
+What ``dwtDct`` really does (read off invisible-watermark's ``imwatermark/maxDct.py``): convert the image
 (handed over as if BGR) to OpenCV YUV; take the U plane cropped to multiples of 4; one-level Haar
 DWT, keep LL; cut LL into 4x4 blocks in row-major order, block ``n`` carrying bit ``n mod L``; in
 each block find the largest-magnitude coefficient other than ``[0, 0]`` (no DCT is applied, despite
@@ -44,7 +44,7 @@ def int_to_bits(value: int, length: int) -> np.ndarray:
     return np.array([(value >> (length - 1 - i)) & 1 for i in range(length)], dtype=np.uint8)
 
 
-#: payloads found in the wild (REFERENCE.md §1)
+#: payloads found in the wild (CompVis, Stability and diffusers code)
 SD_PAYLOADS: dict[str, np.ndarray] = {
     "sd1": bytes_to_bits(b"StableDiffusionV1"),  # CompVis scripts/txt2img.py, 136 bits
     "sd2": bytes_to_bits(b"SDV2"),  # Stability stablediffusion scripts, 32 bits
@@ -66,7 +66,7 @@ class PixelPath:
     to_u8: str = "trunc"
 
 
-#: the generator pipelines of REFERENCE.md §1, by name
+#: the generator pipelines, by name
 PIXEL_PATHS: dict[str, PixelPath] = {
     "compvis": PixelPath("u8", "bgr"),  # SD 1.x / 2.x scripts: uint8, RGB->BGR
     "stability": PixelPath("f32", "bgr", "trunc"),  # sgm WatermarkEmbedder: float 255*x, BGR, astype(uint8)
