@@ -172,12 +172,14 @@ def load_vocab_size(name_or_path: str | os.PathLike, tokenizer=None) -> int:
         if isinstance(value, int):
             return value
     if source.kind == "hub":
-        try:
-            from transformers import AutoConfig
+        from transformers import AutoConfig
 
+        try:
             return int(AutoConfig.from_pretrained(source.location).vocab_size)
         except (OSError, ValueError, AttributeError):
-            pass
+            # no readable model config (offline, or a tokenizer-only repo): the tokenizer's size below
+            # is the vocabulary the detector scores against
+            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(name_or_path)
     if tokenizer is None:
         tokenizer = load_tokenizer(name_or_path)
     return len(tokenizer)
