@@ -2,6 +2,7 @@
 
     python -m benchmarks.image_watermarks            # writes benchmarks/results/image_watermarks.{md,json}
     python -m benchmarks.image_watermarks --quick    # fewer images, for a smoke run
+    python -m benchmarks.image_watermarks --speed-only   # only the SD reader vs invisible-watermark timing
 
 Methods: provguard ``sd`` (SDXL payload; our byte-identical dwtDct embedder, our four-read-out
 reader) and ``provguard`` (keyed), and invisible-watermark's ``dwtDct``, ``dwtDctSvd`` and ``rivaGan``
@@ -249,21 +250,32 @@ def to_markdown(rep: dict) -> str:
                 v = rep["methods"][n]["attacks"][att][metric]
                 cells.append("n/a" if v is None else f"{v:.2f}")
             lines.append(f"| {att}{' *' if att in REQUIRED else ''} | " + " | ".join(cells) + " |")
-    s = rep["sd_reader_speed"]
-    lines += ["", f"**SD reader speed** ({s['images']} images of 512x512 in one batch, CPU, best of 3): provguard's sd "
-              f"reader (3 payloads x 4 read-outs) {s['ours_ms']:.2f} ms/image on {s['threads']} threads "
-              f"(**{s['speedup']:.1f}x**) and {s['ours_1thread_ms']:.2f} ms/image on 1 thread "
-              f"(**{s['speedup_1thread']:.1f}x**), vs invisible-watermark's dwtDct decoder (1 payload, 1 read-out, "
-              f"single-threaded) {s['theirs_ms']:.1f} ms/image."]
+    lines += ["", speed_line(rep["sd_reader_speed"])]
     return "\n".join(lines) + "\n"
+
+
+def speed_line(s: dict) -> str:
+    """The SD reader speed comparison as one Markdown paragraph."""
+    return (f"**SD reader speed** ({s['images']} images of 512x512 in one batch, CPU, best of 3): provguard's sd "
+            f"reader (3 payloads x 4 read-outs) {s['ours_ms']:.2f} ms/image on {s['threads']} threads "
+            f"(**{s['speedup']:.1f}x**) and {s['ours_1thread_ms']:.2f} ms/image on 1 thread "
+            f"(**{s['speedup_1thread']:.1f}x**), vs invisible-watermark's dwtDct decoder (1 payload, 1 read-out, "
+            f"single-threaded) {s['theirs_ms']:.1f} ms/image.")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
-    rep = run(args.quick)
     RESULTS.mkdir(exist_ok=True)
+    if args.speed_only:
+        photos = [p for p in require_photos(8) if split_of(p) == 1]
+        line = speed_line(reader_speed(tiles(photos, 512, per_image=2)[:32]))
+        (RESULTS / "image_watermarks_speed.md").write_text(line + "\n")
+        print(line)
+        return
+    rep = run(args.quick)
     stem = "image_watermarks_quick" if args.quick else "image_watermarks"
     (RESULTS / f"{stem}.json").write_text(json.dumps(rep, indent=1))
     (RESULTS / f"{stem}.md").write_text(to_markdown(rep))

@@ -51,6 +51,14 @@ def _bit(v):
     return 1 if v % _STEP > _STEP / 2 else 0
 
 
+@njit(cache=True, inline="always")
+def _pixel_us(rgb, img, yy, xx):
+    """The four read-outs' U values of one pixel: (u8 BGR, u8 RGB-as-BGR, f32 BGR, f32 RGB-as-BGR)."""
+    r, g, b = np.int64(rgb[img, yy, xx, 0]), np.int64(rgb[img, yy, xx, 1]), np.int64(rgb[img, yy, xx, 2])
+    rf, gf, bf = np.float32(r), np.float32(g), np.float32(b)
+    return (float(_u_int(b, g, r)), float(_u_int(r, g, b)), _u_f32(bf, gf, rf), _u_f32(rf, gf, bf))
+
+
 @njit(cache=True, parallel=True)
 def block_bits_all(rgb: np.ndarray) -> np.ndarray:
     """Bits of every 4x4 LL block under the four read-outs, for uint8 RGB ``(N, H, W, 3)``."""
@@ -64,21 +72,14 @@ def block_bits_all(rgb: np.ndarray) -> np.ndarray:
             for k in range(1, 16):
                 y0, x0 = bi * 8 + 2 * (k // 4), bj * 8 + 2 * (k % 4)
                 # the 2x2 pixels of this LL coefficient, in pywt's order: (0,0) (1,0) (0,1) (1,1)
-                ua = np.empty(4, np.int64)
-                ub = np.empty(4, np.int64)
-                fa = np.empty(4, np.float32)
-                fb = np.empty(4, np.float32)
-                for q in range(4):
-                    yy, xx = y0 + (q & 1), x0 + (q >> 1)
-                    r, g, b = np.int64(rgb[img, yy, xx, 0]), np.int64(rgb[img, yy, xx, 1]), np.int64(rgb[img, yy, xx, 2])
-                    ua[q] = _u_int(b, g, r)  # true BGR
-                    ub[q] = _u_int(r, g, b)  # RGB handed over as BGR
-                    fa[q] = _u_f32(np.float32(b), np.float32(g), np.float32(r))
-                    fb[q] = _u_f32(np.float32(r), np.float32(g), np.float32(b))
-                v0 = abs(_ll64(float(ua[0]), float(ua[1]), float(ua[2]), float(ua[3])))
-                v1 = abs(_ll64(float(ub[0]), float(ub[1]), float(ub[2]), float(ub[3])))
-                v2 = abs(float(_ll32(fa[0], fa[1], fa[2], fa[3])))
-                v3 = abs(float(_ll32(fb[0], fb[1], fb[2], fb[3])))
+                a0, a1, a2, a3 = _pixel_us(rgb, img, y0, x0)
+                b0, b1, b2, b3 = _pixel_us(rgb, img, y0 + 1, x0)
+                c0, c1, c2, c3 = _pixel_us(rgb, img, y0, x0 + 1)
+                d0, d1, d2, d3 = _pixel_us(rgb, img, y0 + 1, x0 + 1)
+                v0 = abs(_ll64(a0, b0, c0, d0))
+                v1 = abs(_ll64(a1, b1, c1, d1))
+                v2 = abs(float(_ll32(a2, b2, c2, d2)))
+                v3 = abs(float(_ll32(a3, b3, c3, d3)))
                 if v0 > m0:  # strict: the first maximum wins, as numpy's argmax
                     m0 = v0
                 if v1 > m1:
