@@ -186,7 +186,7 @@ def main(argv=None) -> None:
         rate, rss = run_filter(folder, RAW / f"run-{len(rows)}", *extra)
         rows.append([label, f"{rate:.1f}", f"{rss:.0f}", f"{rate / bare:.0%}"])
     engines, same = compare_engines(folder, probe, args.ray_n)
-    from provguard.cli.common import format_table
+    from provguard.formatting import format_table
 
     text = (f"# Pipeline throughput\n\nCommand: `.venv/bin/python -m benchmarks.pipeline_throughput --n {args.n} "
             f"--side {args.side} --ray-n {args.ray_n}` on {os.cpu_count()} CPU cores (shared), no GPU. "

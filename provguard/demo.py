@@ -181,7 +181,7 @@ def run_simulate(run_dir: Path, say: Callable[[str], None]) -> int:
 def run_demo(run_dir: Path, with_llm: bool = True, simulate: bool = True, workers: int = 2,
              say: Callable[[str], None] = print) -> dict:
     """The whole demo; returns ``{"scraped", "run", "report", "counts", "table"}``."""
-    from provguard.cli.common import format_table
+    from provguard.formatting import format_table
     from provguard.keys import SecretKey
     from provguard.pipeline.config import RunConfig, key_digest
     from provguard.pipeline.report import write_report

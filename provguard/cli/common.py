@@ -1,8 +1,6 @@
 """Shared command-line plumbing: input discovery, JSON/table output, exit codes, progress bars."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -10,12 +8,13 @@ from typing import Iterable, Sequence
 
 import click
 
+from provguard.formatting import format_table, to_json  # noqa: F401  (re-exported)
+from provguard.imaging.io import IMAGE_SUFFIXES  # noqa: F401  (re-exported)
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FATAL = 3
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
 def discover_files(inputs: Sequence[str], suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
@@ -41,42 +40,9 @@ def discover_files(inputs: Sequence[str], suffixes: frozenset[str]) -> list[tupl
     return sorted(((p, rel) for p, rel in found.items()), key=lambda pr: str(pr[1]))
 
 
-def _json_default(obj):
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _finite(obj):
-    """Replace non-finite floats (not valid JSON) with None, recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def to_json(payload, indent: int | None = 2) -> str:
-    """Strict JSON text: NaN/inf become null; numpy/torch scalars and paths are converted."""
-    return json.dumps(_finite(payload), default=_json_default, indent=indent)
-
-
 def emit_json(payload) -> None:
     """Print ``payload`` as JSON on stdout (see :func:`to_json`)."""
     click.echo(to_json(payload))
-
-
-def format_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    """A plain left-aligned text table."""
-    cells = [[str(c) for c in header]] + [[("" if c is None else str(c)) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def progress(iterable: Iterable, total: int | None, desc: str, enabled: bool):

@@ -27,6 +27,8 @@ _SAVE_OPTIONS = {
     "TIFF": {},
     "BMP": {},
 }
+#: file suffixes treated as images when walking folders (lower case, with the dot)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 _SUFFIX_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP", ".gif": "PNG"}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from provguard.errors import ProvguardError
+from provguard.formatting import to_json
 
 
 class RunDir:
@@ -78,8 +79,6 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (NaN/inf written as null)."""
-    from provguard.cli.common import to_json
-
     write_text(path, to_json(obj) + "\n")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provguard.cli.common import format_table
+from provguard.formatting import format_table
 
 
 def slowest_stage(timings: dict[str, float]) -> tuple[str, float] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from provguard.cli.common import to_json
+from provguard.formatting import to_json
 
 PLOTS = {
     "distance": ("w2sq", "l2sq", "fd"),

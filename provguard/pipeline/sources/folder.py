@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from provguard.cli.common import IMAGE_SUFFIXES
+from provguard.imaging.io import IMAGE_SUFFIXES
 from provguard.pipeline.items import IMAGE, TEXT, Payload, SourceItem, text_payload
 from provguard.pipeline.sources.base import Source, SourceError
 from provguard.watermark.text.documents import TEXT_SUFFIXES, read_documents
