@@ -17,7 +17,11 @@ torch.set_num_threads(1)
     ({"loop": "synthetic", "n_synth": 0}, "--n-synth > 0"),
     ({"filter_recall": 1.5}, "--filter-recall must be in [0, 1]"),
     ({"filter_fpr": -0.1}, "--filter-fpr must be in [0, 1]"),
-    ({"dim": 50, "n_real": 30}, "needs at least 51 training samples"),
+    ({"dim": 50, "n_real": 1, "n_synth": 0}, "needs at least 2 training samples"),
+    ({"filter_kind": "probe", "filter_fpr": 0.01, "probe_calibration": 50}, "--probe-calibration-samples"),
+    ({"filter_kind": "probe", "filter_fpr": 0.1, "model": "categorical"}, "--filter probe needs vectors"),
+    ({"filter_kind": "probe", "filter_recall": 0.5, "filter_fpr": 0.1}, "recall is an outcome"),
+    ({"sample_metric_chains": -1}, "--sample-metric-chains must be >= 0"),
     ({"loop": "synthetic", "filter_recall": 1.0}, "no training data"),
     ({"n_real": 10 ** 7, "n_synth": 10 ** 7, "dim": 500, "path": "samples"}, "memory budget"),
     ({"filter_kind": "content", "filter_recall": 0.5, "filter_fpr": 0.1}, "recall is an outcome"),
@@ -53,7 +57,7 @@ def test_cli_json_schema(tmp_path):
     assert [g["t"] for g in out["generations"]] == [1, 2, 3]
     for g in out["generations"]:
         for name in ("w2sq", "fd", "precision", "recall", "n_eff"):
-            assert set(g["metrics"][name]) == {"mean", "std"}
+            assert set(g["metrics"][name]) == {"mean", "std", "chains"}
             assert np.isfinite(g["metrics"][name]["mean"])
         assert 0 <= g["leak_fraction"] <= 1
     assert out["generations"][2]["leak_fraction"] == pytest.approx(0.2857, abs=0.03)

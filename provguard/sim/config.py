@@ -15,7 +15,9 @@ from provguard.errors import ProvguardError
 
 LOOPS = ("fresh", "synthetic", "augment")
 MODELS = ("gaussian", "gmm", "categorical", "ddpm")
-FILTERS = ("none", "idealised", "content", "watermark")
+FILTERS = ("none", "idealised", "content", "watermark", "probe")
+#: detector filters: recall is an outcome of the detector, and only --filter-fpr is a setting
+DETECTOR_FILTERS = ("content", "watermark", "probe")
 ESTIMATORS = ("unbiased", "mle")
 PATHS = ("auto", "stats", "samples")
 DEFAULT_DIM = {"gaussian": 8, "gmm": 2, "categorical": 1000, "ddpm": 784}
@@ -60,6 +62,9 @@ class SimConfig:
     k: int = 5
     eval_samples: int = 256
     metrics: str = "all"  # "all" or "fast" (closed-form metrics only)
+    sample_metric_chains: int = 64  # replicates (per sweep point) that also get the sample-based metrics
+    probe_train: int = 512  # --filter probe: samples per class the probe is fitted on, per chain and generation
+    probe_calibration: int = 2000  # --filter probe: held-out real samples per chain the threshold is set on
     gmm_components: int = 8
     gmm_rare_weight: float = 0.02
     gmm_em_iters: int = 40
@@ -112,7 +117,7 @@ def _min_binomial(n: int, keep: float, tail: float = 1e-6) -> int:
 def min_pool_size(cfg: SimConfig) -> int:
     """Smallest training-pool size (after filtering) any generation can see, up to a 1e-6 tail."""
     keep_real, keep_synth = 1.0 - cfg.filter_fpr, 1.0 - cfg.filter_recall
-    if cfg.filter in ("content", "watermark"):  # recall is an outcome: assume the worst (all dropped)
+    if cfg.filter in DETECTOR_FILTERS:  # recall is an outcome: assume the worst (all dropped)
         keep_synth = 0.0
     first = _min_binomial(cfg.n_real, keep_real)
     synth = _min_binomial(cfg.n_synth, keep_synth)
@@ -123,8 +128,23 @@ def min_pool_size(cfg: SimConfig) -> int:
     return min(first, later)
 
 
+#: chains whose sample-based metrics are computed in one batch (bounds the k-NN distance matrices)
+SAMPLE_METRIC_BATCH = 64
+
+
+def sample_metric_bytes(cfg: SimConfig) -> int:
+    """Working memory in bytes of the sample-based metrics of one chain (k-NN distance matrices, samples)."""
+    if cfg.metrics == "fast" or cfg.sample_metric_chains == 0:
+        return 0
+    return int(3 * cfg.eval_samples ** 2 * 8 + 2 * cfg.eval_samples * cfg.d * 8)
+
+
 def estimate_bytes_per_chain(cfg: SimConfig, stats_path: bool) -> int:
-    """Peak working memory of one chain in bytes (float64), used to size chunks and refuse OOM runs."""
+    """Peak working memory of one chain's loop in bytes (float64), used to size chunks.
+
+    The sample-based metrics run on a subsample in batches of :data:`SAMPLE_METRIC_BATCH` chains, so
+    they are budgeted once per chunk (:func:`chunk_size`), not per chain.
+    """
     d = cfg.d
     pool = cfg.pool_memory * (cfg.n_real + cfg.n_synth) + cfg.n_real
     if cfg.model == "categorical":
@@ -132,11 +152,10 @@ def estimate_bytes_per_chain(cfg: SimConfig, stats_path: bool) -> int:
     elif cfg.model == "ddpm":
         data = 0  # neural chains are run one at a time; images live on the host
     elif stats_path:
-        data = (cfg.pool_memory + 2) * (d * d + d) * 8 + (cfg.n_real + cfg.n_synth) * 8 * 2
+        data = (cfg.pool_memory + 2) * (d * d + d) * 8 + 16 * 8  # statistics, a few [C] vectors
     else:
         data = pool * d * 8 * 3 + (cfg.gmm_components * pool * 8 * 3 if cfg.model == "gmm" else 0)
-    knn = 0 if cfg.metrics == "fast" else 3 * cfg.eval_samples ** 2 * 8 + 2 * cfg.eval_samples * d * 8
-    return int(data + knn + 8 * d * d * 8)
+    return int(data + 8 * d * d * 8)
 
 
 def validate(cfg: SimConfig) -> None:
@@ -158,6 +177,7 @@ def validate(cfg: SimConfig) -> None:
           f"--eval-samples ({cfg.eval_samples}) must exceed k+1 = {cfg.k + 1}")
     _need(cfg.watermark_strength >= 0, "--watermark-strength must be >= 0")
     _need(cfg.chunk is None or cfg.chunk >= 1, "--chunk must be >= 1")
+    _need(cfg.sample_metric_chains >= 0, f"--sample-metric-chains must be >= 0 (got {cfg.sample_metric_chains})")
     if cfg.loop == "synthetic":
         _need(cfg.n_synth > 0, "a fully synthetic loop needs --n-synth > 0 (it trains only on synthetic "
                                "data after generation 1); use --loop fresh or --loop augment to train on real data")
@@ -179,14 +199,26 @@ def validate(cfg: SimConfig) -> None:
         _need(0 < cfg.filter_fpr < 1, "--filter watermark needs --filter-fpr in (0, 1), e.g. 0.001")
     if cfg.watermark_strength > 0:
         _need(cfg.model != "categorical", "--watermark-strength needs a continuous family (gaussian, gmm, ddpm)")
+    if cfg.filter == "probe":
+        _need(cfg.model != "categorical", "--filter probe needs vectors or images (--model gaussian, gmm or ddpm)")
+        _need(cfg.filter_recall == 0, "a probe's recall is an outcome, not a setting: drop --filter-recall and "
+                                      "set --filter-fpr")
+        _need(0 < cfg.filter_fpr < 1, "--filter probe needs --filter-fpr in (0, 1), e.g. 0.01")
+        _need(cfg.probe_train >= 2, f"--probe-train-samples must be >= 2 (got {cfg.probe_train})")
+        least = math.ceil(1.0 / cfg.filter_fpr - 1.0 - 1e-9)
+        _need(cfg.probe_calibration >= least,
+              f"--filter-fpr {cfg.filter_fpr:g} needs at least {least} held-out real samples to calibrate the "
+              f"probe (conformal threshold); raise --probe-calibration-samples (got {cfg.probe_calibration}) "
+              f"or --filter-fpr")
     if cfg.model in ("gaussian", "gmm"):
-        need = cfg.d + 1 if cfg.model == "gaussian" else cfg.gmm_components * (cfg.d + 1)
+        # A fit on n <= d samples is rank-deficient but valid (finite W2, PSD covariance); only a pool
+        # of fewer than 2 samples has no covariance at all.
         smallest = min_pool_size(cfg)
-        _need(smallest >= need,
-              f"a full-covariance {cfg.model} fit in {cfg.d} dimensions needs at least {need} training "
-              f"samples per generation, but this configuration can leave only {smallest} after filtering "
-              f"(n_real={cfg.n_real}, n_synth={cfg.n_synth}, recall={cfg.filter_recall}, "
-              f"FPR={cfg.filter_fpr}); raise --n-real/--n-synth, lower --dim or the filter rates")
+        _need(smallest >= 2,
+              f"a {cfg.model} fit needs at least 2 training samples per generation, but this configuration can "
+              f"leave only {smallest} after filtering (n_real={cfg.n_real}, n_synth={cfg.n_synth}, "
+              f"recall={cfg.filter_recall}, FPR={cfg.filter_fpr}); raise --n-real/--n-synth or lower the "
+              f"filter rates")
     if cfg.model == "gmm":
         _need(cfg.gmm_components >= 2 and 0 < cfg.gmm_rare_weight * 2 < 1,
               "--gmm-components must be >= 2 and the rare-mode weight in (0, 0.5)")
@@ -195,7 +227,7 @@ def validate(cfg: SimConfig) -> None:
     if cfg.model == "ddpm":
         _need(cfg.dim in (None, 784), "the ddpm family works on 28x28 Fashion-MNIST images: omit --dim")
         _need(cfg.n_real <= 60000, "--n-real is at most 60000 (the Fashion-MNIST training split)")
-    per_chain = estimate_bytes_per_chain(cfg, stats_path=cfg.path == "stats")
+    per_chain = estimate_bytes_per_chain(cfg, stats_path=cfg.path == "stats") + sample_metric_bytes(cfg)
     budget = cfg.mem_budget_gb * 2 ** 30
     _need(per_chain <= budget,
           f"one chain needs about {per_chain / 2 ** 30:.1f} GiB (> the {cfg.mem_budget_gb:g} GiB memory budget); "
@@ -207,4 +239,5 @@ def chunk_size(cfg: SimConfig, n_chains: int, stats_path: bool) -> int:
     if cfg.chunk is not None:
         return min(cfg.chunk, n_chains)
     per = max(1, estimate_bytes_per_chain(cfg, stats_path))
-    return max(1, min(n_chains, int(cfg.mem_budget_gb * 2 ** 30 // per)))
+    budget = cfg.mem_budget_gb * 2 ** 30 - SAMPLE_METRIC_BATCH * sample_metric_bytes(cfg)
+    return max(1, min(n_chains, int(max(budget, per) // per)))

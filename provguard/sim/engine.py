@@ -15,13 +15,31 @@ import torch
 
 from provguard.sim import config as C
 from provguard.sim.families import create_family
-from provguard.sim.families.base import EvalContext, Samples, count_mask
+from provguard.sim.families.base import EvalContext, Samples, count_mask, take_model
 from provguard.sim.filters import conformal_threshold, idealised_keep, leak_fraction, threshold_keep
 from provguard.sim.loops import Pool, adds_fresh_real
+from provguard.sim.probe_filter import ProbeFilter
 from provguard.sim.rng import ChainStreams
 from provguard.sim.watermark import VectorMark
 
 CALIBRATION_SEED_OFFSET = 0x5EED
+SUBSAMPLE_SEED_OFFSET = 0x5AB5
+
+
+def sample_metric_replicates(seed: int, replicates: int, n: int) -> torch.Tensor:
+    """Boolean ``[replicates]``: the ``n`` replicates that get sample-based metrics.
+
+    Each replicate has a uniform key from its own stream (seed offset, tag ``sample-metric-chains``);
+    the ``n`` smallest keys are chosen. The subsample is random (not the first replicates) and nested:
+    raising ``n`` adds chains without changing the chosen ones, and a chosen chain's metrics are drawn
+    from its own ``eval/*`` streams, so they do not depend on ``n``.
+    """
+    if n >= replicates:
+        return torch.ones(replicates, dtype=torch.bool)
+    keys = ChainStreams(seed + SUBSAMPLE_SEED_OFFSET, torch.arange(replicates)).uniform(0, "sample-metric-chains", (1,))
+    chosen = torch.zeros(replicates, dtype=torch.bool)
+    chosen[torch.argsort(keys[:, 0])[:n]] = True
+    return chosen
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,7 +73,7 @@ class ChainParams:
         i64 = dict(dtype=torch.int64, device=device)
 
         def col(attr, kw):
-            return torch.tensor([getattr(p, attr) for p in points for _ in range(reps)], **kw)
+            return torch.tensor([getattr(p, attr) for p in points], **kw).repeat_interleave(reps)
 
         return cls(point=torch.arange(len(points), **i64).repeat_interleave(reps),
                    replicate=torch.arange(reps, **i64).repeat(len(points)),
@@ -77,29 +95,50 @@ class RunResult:
     final_models: list = field(default_factory=list)  # one batched model per chunk, chunks in chain order
 
     def summary(self, point: int = 0) -> list[dict]:
-        """Mean/std over the replicates of ``point`` for every finished generation (the ``--json`` rows)."""
+        """Mean/std over the replicates of ``point`` for every finished generation (the ``--json`` rows).
+
+        Each metric is ``{"mean", "std", "chains"}`` over the chains that computed it (sample-based
+        metrics: the ``--sample-metric-chains`` subsample; NaN marks the others). A metric that is
+        ``-inf`` on some chains (``logdet`` of a rank-deficient fit) has mean ``-inf`` and a ``note``.
+        """
         sel = (self.params.point.cpu() == point)
         rows = []
         for t, values in enumerate(self.raw, start=1):
-            metrics = {}
-            for name, v in values.items():
-                if name.startswith("_"):
-                    continue
-                x = v[sel].to(torch.float64)
-                x = x[torch.isfinite(x)] if x.is_floating_point() else x
-                mean = float(x.mean()) if x.numel() else math.nan
-                std = float(x.std()) if x.numel() > 1 else (0.0 if x.numel() else math.nan)
-                metrics[name] = {"mean": mean, "std": std}
+            metrics = {name: _describe(v[sel]) for name, v in values.items() if not name.startswith("_")}
             leak = values["_leak"][sel]
             cfg = self.points[point]
             row = {"t": t, "metrics": metrics, "leak_fraction": float(leak.mean()),
                    "leak_fraction_std": float(leak.std()) if leak.numel() > 1 else 0.0,
                    "kept_real": float(values["_kept_real"][sel].mean()),
                    "kept_synth": float(values["_kept_synth"][sel].mean())}
+            if cfg.filter != "none" and "_filter_recall" in values:
+                row["filter_recall"] = _nanmean(values["_filter_recall"][sel])
+                row["filter_fpr"] = _nanmean(values["_filter_fpr"][sel])
             if cfg.filter in ("none", "idealised") and t > 1:
                 row["leak_fraction_theory"] = _pool_leak_theory(cfg, t)
             rows.append(row)
         return rows
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else math.nan
+
+
+def _describe(v: torch.Tensor) -> dict:
+    """``{"mean", "std", "chains"}`` of one metric over chains ``[C]`` (NaN = not computed on that chain)."""
+    x = v.to(torch.float64)
+    x = x[~torch.isnan(x)]
+    n = int(x.numel())
+    out = {"mean": math.nan, "std": math.nan, "chains": n}
+    neg_inf = int(torch.isneginf(x).sum())
+    if neg_inf:
+        out.update(mean=-math.inf, note=f"-inf on {neg_inf} of {n} chains (rank-deficient fit: n <= d samples)")
+        return out
+    if n:
+        out["mean"] = float(x.mean())
+        out["std"] = float(x.std()) if n > 1 else 0.0
+    return out
 
 
 def _pool_leak_theory(cfg: C.SimConfig, t: int) -> float:
@@ -134,8 +173,9 @@ def check_points(points: list[C.SimConfig]) -> None:
 class _Chunk:
     """State of one chunk of chains: streams, params, current model, pool."""
 
-    def __init__(self, index, streams, params, pool):
+    def __init__(self, index, streams, params, pool, metric_chains):
         self.index, self.streams, self.params, self.pool = index, streams, params, pool
+        self.metric_chains = metric_chains  # [k] positions in this chunk that get the sample metrics
         self.model = None
 
 
@@ -155,6 +195,8 @@ class Engine:
             self.filter in ("none", "idealised")
         self.mark = self._build_mark() if (self.filter == "watermark" or bool((self.params.eps > 0).any())) else None
         self.thresholds = self._build_thresholds()
+        n_sub = 0 if self.cfg.metrics == "fast" else self.cfg.sample_metric_chains
+        self.metric_replicates = sample_metric_replicates(self.cfg.seed, self.cfg.chains, n_sub).to(self.device)
 
     # set-up -------------------------------------------------------------------------------------
     def _calibration_samples(self, n: int) -> torch.Tensor:
@@ -201,60 +243,85 @@ class Engine:
                 model = self.family.fit_stats([group])
             else:
                 group = self._draw(real, counts, ones, None, streams, 1, "real",
-                                   synthetic=False, drop=torch.zeros_like(ones), thresholds=None)
+                                   synthetic=False, drop=torch.zeros_like(ones), detector=None)
                 model = self.family.fit([group], None, streams, 1)
-            ctx = EvalContext(real, streams, 1, ones, self.cfg.eval_samples, self.cfg.k, full=False)
+            ctx = EvalContext(real, streams, 1, ones, self.cfg.eval_samples, self.cfg.k)
             dist = self.family.metrics(model, ctx)[self.family.primary]
             out[self.params.n_real == n] = n * float(dist.mean())
         return out
 
     # one group of data --------------------------------------------------------------------------
-    def _draw(self, model, n, lam, eps, streams, gen, tag, synthetic, drop, thresholds):
+    def _draw(self, model, n, lam, eps, streams, gen, tag, synthetic, drop, detector):
         """Draw ``n [C]`` samples of ``model`` (marked with ``eps`` if given) and apply the filter.
 
-        Returns a :class:`Samples` (per-sample path) or family ``Stats`` (fast path) of the kept rows.
+        ``drop [C]``: the idealised filter's drop probability; ``detector``: ``(score_fn, thresholds [C])``
+        of a detector filter, or None. Returns a :class:`Samples` (per-sample path) or family ``Stats``
+        (fast path) of the kept rows. On the fast path the idealised filter's kept count is one exact
+        ``Binomial(n, 1 - drop)`` draw per chain (no per-sample uniforms).
         """
-        n_max = int(n.max()) if n.numel() else 0
-        if self.stats_path and not bool((drop > 0).any()):  # no per-sample work at all
-            shift = self.mark.shift(eps) if (eps is not None and self.mark is not None) else None
-            return self.family.draw_stats(model, n, lam, shift, streams, gen, tag, synthetic)
-        keep = count_mask(n, n_max) & idealised_keep(streams, gen, tag, n_max, drop)
+        shift = self.mark.shift(eps) if (eps is not None and self.mark is not None) else None
         if self.stats_path:
-            shift = self.mark.shift(eps) if (eps is not None and self.mark is not None) else None
-            return self.family.draw_stats(model, keep.sum(1), lam, shift, streams, gen, tag, synthetic)
+            counts = n
+            if bool((drop > 0).any()):
+                counts = streams.binomial(gen, f"filter/{tag}/kept", n, 1.0 - drop.to(torch.float64))
+            return self.family.draw_stats(model, counts, lam, shift, streams, gen, tag, synthetic)
+        n_max = int(n.max()) if n.numel() else 0
+        keep = count_mask(n, n_max) & idealised_keep(streams, gen, tag, n_max, drop)
         group = self.family.sample(model, n_max, lam, streams, gen, tag)
         group.synthetic = synthetic
-        if eps is not None and self.mark is not None:
+        if shift is not None:
             group.x = self.mark.embed(group.x, eps)
-        if thresholds is not None:
-            scores = self.family.surprisal(group.x) if self.filter == "content" else self.mark.score(group.x)
-            keep = keep & threshold_keep(scores, thresholds)
+        if detector is not None:
+            score, thresholds = detector
+            keep = keep & threshold_keep(score(group.x), thresholds)
         group.mask = group.mask & keep
         return group
+
+    def _detector(self, ch: _Chunk, gen: int, real):
+        """``(score_fn, thresholds [C])`` of this chunk's detector filter at ``gen``, or None."""
+        if self.filter == "content":
+            return self.family.surprisal, self.thresholds[ch.index]
+        if self.filter == "watermark":
+            return self.mark.score, self.thresholds[ch.index]
+        if self.filter == "probe" and gen > 1:
+            probe = ProbeFilter.fit(self.family, ch.model, real, ch.params.lam, ch.params.fpr, ch.streams, gen,
+                                    self.cfg.probe_train, self.cfg.probe_calibration)
+            return probe.score, probe.thresholds
+        return None
 
     def _step(self, ch: _Chunk, gen: int) -> dict[str, torch.Tensor]:
         cfg, p, fam = self.cfg, ch.params, self.family
         idealised = self.filter == "idealised"
         zero = torch.zeros_like(p.lam)
-        thr = None if self.thresholds is None else self.thresholds[ch.index]
         real = fam.real_model(len(ch.index))
+        detector = self._detector(ch, gen, real)
         ones = torch.ones_like(p.lam)
         added = []
         if gen > 1:
             added.append(self._draw(ch.model, p.n_synth, p.lam, p.eps, ch.streams, gen, "synth", True,
-                                    p.recall if idealised else zero, thr))
+                                    p.recall if idealised else zero, detector))
         if adds_fresh_real(cfg.loop, gen):
             added.append(self._draw(real, p.n_real, ones, None, ch.streams, gen, "real", False,
-                                    p.fpr if idealised else zero, thr))
+                                    p.fpr if idealised else zero, detector))
         ch.pool.add(gen, added)
         groups = ch.pool.training_set()
-        kept_s = sum((g.n if self.stats_path else g.count) for g in groups if g.synthetic) + zero
-        kept_r = sum((g.n if self.stats_path else g.count) for g in groups if not g.synthetic) + zero
+        kept = (lambda g: g.n) if self.stats_path else (lambda g: g.count)
+        kept_s = sum(kept(g) for g in groups if g.synthetic) + zero
+        kept_r = sum(kept(g) for g in groups if not g.synthetic) + zero
         ch.model = fam.fit_stats(groups) if self.stats_path else fam.fit(groups, ch.model, ch.streams, gen)
-        ctx = EvalContext(real, ch.streams, gen, p.lam, cfg.eval_samples, cfg.k, cfg.metrics == "all", self.mark)
+        ctx = EvalContext(real, ch.streams, gen, p.lam, cfg.eval_samples, cfg.k, self.mark)
         out = fam.metrics(ch.model, ctx)
+        for idx in torch.split(ch.metric_chains, C.SAMPLE_METRIC_BATCH) if ch.metric_chains.numel() else ():
+            for name, v in fam.sample_metrics(take_model(ch.model, idx), ctx.take(idx, take_model(real, idx))).items():
+                out.setdefault(name, torch.full_like(p.lam, math.nan))[idx] = v.to(torch.float64)
         out["_leak"] = kept_s / (kept_s + kept_r).clamp_min(1.0)
         out["_kept_real"], out["_kept_synth"] = kept_r, kept_s
+        nan = torch.full_like(p.lam, math.nan)
+        out["_filter_recall"], out["_filter_fpr"] = nan, nan.clone()
+        for g, n in zip(added, ([p.n_synth] if gen > 1 else []) + [p.n_real]):
+            n = n.to(torch.float64)
+            share = torch.where(n > 0, 1.0 - kept(g) / n.clamp_min(1.0), nan)
+            out["_filter_recall" if g.synthetic else "_filter_fpr"] = share
         return out
 
     # the run ------------------------------------------------------------------------------------
@@ -270,13 +337,16 @@ class Engine:
         for start in range(0, n_chains, size):
             index = torch.arange(start, min(start + size, n_chains), device=self.device)
             params = self.params.take(index)
+            metric_chains = torch.nonzero(self.metric_replicates[params.replicate]).flatten()
             chunks.append(_Chunk(index, ChainStreams(cfg.seed, params.replicate, self.device), params,
-                                 Pool(cfg.loop, cfg.pool_memory)))
+                                 Pool(cfg.loop, cfg.pool_memory), metric_chains))
         result = RunResult(self.points, self.params)
         n_eff_const = self.calibrate_n_eff()
         for gen in range(1, cfg.generations + 1):
             parts = [self._step(ch, gen) for ch in chunks]
-            values = {k: torch.cat([part[k] for part in parts]).to(torch.float64) for k in parts[0]}
+            names = list(dict.fromkeys(k for part in parts for k in part))  # chunks without subsample chains
+            values = {k: torch.cat([part[k] if k in part else torch.full_like(part["_leak"], math.nan)
+                                    for part in parts]).to(torch.float64) for k in names}
             primary = values.get(self.family.primary)
             if primary is not None:
                 if n_eff_const is None:  # calibrate on generation 1 (real-only) of each point

@@ -64,6 +64,8 @@ def fd(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 def sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise squared Euclidean distances ``[C, N, M]`` (float64, clamped at 0)."""
     a, b = a.to(torch.float64), b.to(torch.float64)
+    if a.shape[-1] == 1:  # exact and much faster than a K=1 batched matrix product
+        return (a[:, :, None, 0] - b[:, None, :, 0]).square_()
     norms = (a * a).sum(-1)[:, :, None] + (b * b).sum(-1)[:, None, :]
     return torch.baddbmm(norms, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
 
@@ -97,8 +99,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     real, fake = real.to(torch.float64), fake.to(torch.float64)
 
     def kern_sum(a, b, same: bool) -> torch.Tensor:
-        k = torch.baddbmm(torch.ones(1, 1, 1, dtype=torch.float64, device=a.device), a, b.transpose(1, 2),
-                          alpha=1.0 / d).pow_(3)
+        if d == 1:  # the outer product, elementwise (a K=1 batched matrix product is slow)
+            k = (a[:, :, None, 0] * b[:, None, :, 0]).add_(1.0).pow_(3)
+        else:
+            k = torch.baddbmm(torch.ones(1, 1, 1, dtype=torch.float64, device=a.device), a, b.transpose(1, 2),
+                              alpha=1.0 / d).pow_(3)
         total = k.sum((1, 2))
         return total - k.diagonal(dim1=1, dim2=2).sum(1) if same else total
 

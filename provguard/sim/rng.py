@@ -110,7 +110,7 @@ class ChainStreams:
 
         Marsaglia-Tsang (2000): proposal ``j`` of entry ``i`` uses normal and uniform number
         ``j * m + i`` of the chain's stream, and the first accepted proposal is the draw (acceptance
-        >= 0.95 each, so all ``tries`` fail with probability < 1e-15). Two proposals are computed for
+        >= 0.95 each, so all ``tries`` fail with probability < 1e-15). One proposal is computed for
         every entry and the rest only for chains that need them - the result is the same either way.
         ``U**(1/a)`` boosts ``a < 1``. Entries with ``shape_param <= 0`` return 0.
         """
@@ -118,22 +118,24 @@ class ChainStreams:
         m = a.shape[1]
         boost = a < 1.0
         d = torch.where(boost, a + 1.0, a).clamp_min(1.0) - 1.0 / 3.0
-        first = min(2, tries)
+        first = 1
         g, ok = self._mt_proposals(gen, tag, d, 0, first)
         todo = torch.nonzero(~ok.all(1)).flatten()
         if todo.numel() and tries > first:
             sub = self.subset(todo)
             g2, ok2 = sub._mt_proposals(gen, tag, d[todo], first * m, tries - first)
             g[todo] = torch.where(ok[todo], g[todo], g2)
-        u = self.uniform(gen, tag + "/gamma-boost", (m,))
-        g = torch.where(boost, g * u ** (1.0 / a.clamp_min(1e-12)), g)
+        if bool(boost.any()):  # the boost stream is read only where it is used, so skipping it is exact
+            u = self.uniform(gen, tag + "/gamma-boost", (m,))
+            g = torch.where(boost, g * u ** (1.0 / a.clamp_min(1e-12)), g)
         return torch.where(a > 0, g, torch.zeros_like(g))
 
     def _mt_proposals(self, gen, tag, d, offset, tries):
         """First accepted Marsaglia-Tsang value among ``tries`` proposals from element ``offset``; ``(g, ok)``, ``[C, m]``."""
         m = d.shape[1]
         c = 1.0 / torch.sqrt(9.0 * d)
-        z = self.normal(gen, tag + "/gamma-z", (tries, m), offset=offset)
+        skip = offset % 2  # normals come in Box-Muller pairs: start at the pair, drop its first half
+        z = self.normal(gen, tag + "/gamma-z", (skip + tries * m,), offset=offset - skip)[:, skip:].reshape(-1, tries, m)
         u = self.uniform(gen, tag + "/gamma-u", (tries, m), offset=offset)
         v = (1.0 + c[:, None, :] * z) ** 3
         acc = (v > 0) & (torch.log(u) < 0.5 * z * z + d[:, None, :] * (1.0 - v + torch.log(v.clamp_min(1e-300))))
@@ -142,6 +144,43 @@ class ChainStreams:
             g = torch.where(acc[:, j], v[:, j], g)
         g = torch.where(acc[:, 0], v[:, 0], g)
         return d * g, acc.any(1)
+
+    def binomial(self, gen: int, tag: str, n: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Exact ``Binomial(n, p)`` draws, one per chain (``n [C]`` int >= 0, ``p [C]`` in [0, 1]) -> int64 ``[C]``.
+
+        Inversion of the exact CDF: the draw is the smallest ``k`` with ``F(k; n, p) >= u`` for the
+        chain's uniform ``u`` (one per chain, so a chain's draw does not depend on the batch). Chains
+        that share ``(n, p)`` share one CDF table (scipy's ``binom.cdf``, float64) over the window
+        ``n p +- 40 sd`` (the mass outside it is below 1e-300), searched with ``searchsorted``: a sweep has
+        a handful of distinct pairs, so the cost is one table per pair plus O(log n) per chain.
+        """
+        from scipy import stats as _stats
+
+        n = n.to(torch.int64)
+        p = p.to(torch.float64)
+        u = self.uniform(gen, tag, (1,))[:, 0]
+        out = torch.zeros(len(self), dtype=torch.int64, device=self.device)
+        if bool((n == n[0]).all()) and bool((p == p[0]).all()):  # the common case: one pair, no sort
+            groups = [(int(n[0]), float(p[0]), slice(None))]
+        else:
+            n_values, n_index = torch.unique(n, return_inverse=True)
+            p_values, p_index = torch.unique(p, return_inverse=True)
+            keys, inverse = torch.unique(n_index * len(p_values) + p_index, return_inverse=True)
+            groups = [(int(n_values[k // len(p_values)]), float(p_values[k % len(p_values)]), inverse == i)
+                      for i, k in enumerate(keys.tolist())]
+        for n_i, p_i, sel in groups:
+            if n_i == 0 or p_i <= 0.0:
+                continue
+            if p_i >= 1.0:
+                out[sel] = n_i
+                continue
+            sd = math.sqrt(n_i * p_i * (1.0 - p_i))
+            lo = max(0, int(n_i * p_i - 40.0 * sd) - 1)
+            hi = min(n_i, int(n_i * p_i + 40.0 * sd) + 2)
+            ks = torch.arange(lo, hi + 1, dtype=torch.float64)
+            cdf = torch.as_tensor(_stats.binom.cdf(ks.numpy(), n_i, p_i), dtype=torch.float64, device=self.device)
+            out[sel] = lo + torch.searchsorted(cdf, u[sel].contiguous()).clamp_max(hi - lo)
+        return out
 
     def chi2(self, gen: int, tag: str, df: torch.Tensor) -> torch.Tensor:
         """Chi-square draws with per-entry degrees of freedom ``df`` (``[C, m]``, >= 1 or 0 for none)."""

@@ -30,6 +30,11 @@ class Samples:
         return self.mask.to(torch.float64).sum(1)
 
 
+def take_model(model: Any, index: torch.Tensor) -> Any:
+    """The chains ``index`` of a batched model (a NamedTuple of ``[C, ...]`` tensors, ``None`` fields kept)."""
+    return type(model)(*(None if t is None else t[index] for t in model))
+
+
 def count_mask(n: torch.Tensor, n_max: int) -> torch.Tensor:
     """``[C, n_max]`` mask of the first ``n[c]`` rows of each chain."""
     return torch.arange(n_max, device=n.device)[None, :] < n[:, None]
@@ -42,6 +47,7 @@ class Family(abc.ABC):
     primary: str = ""
     has_stats_path: bool = False
     continuous: bool = True
+    probe_normalize: bool = False  # --filter probe: L2-normalise the probe features (CLIP-style embeddings)
 
     def __init__(self, cfg, device: torch.device):
         self.cfg = cfg
@@ -61,7 +67,19 @@ class Family(abc.ABC):
 
     @abc.abstractmethod
     def metrics(self, model: Any, ctx: "EvalContext") -> dict[str, torch.Tensor]:
-        """Per-chain metrics ``{name: [C]}``; ``ctx.full`` adds the sample-based ones."""
+        """Per-chain metrics computed for every chain, ``{name: [C]}`` (closed form where the family has one)."""
+
+    def sample_metrics(self, model: Any, ctx: "EvalContext") -> dict[str, torch.Tensor]:
+        """Sample-based metrics (FD, k-NN, KID on ``ctx.n_eval`` outputs), ``{name: [C]}``.
+
+        The engine calls this on a subsample of chains only (``--sample-metric-chains``); families
+        without such metrics return ``{}``.
+        """
+        return {}
+
+    def probe_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``[C, N, D]`` float64 a linear-probe filter sees for samples ``x [C, N, ...]`` (raw vectors)."""
+        return x.reshape(x.shape[0], x.shape[1], -1).to(torch.float64)
 
     def surprisal(self, x: torch.Tensor) -> torch.Tensor:
         """``-log p_real(x)`` up to a constant, ``[C, N]`` (content-detector score)."""
@@ -71,7 +89,8 @@ class Family(abc.ABC):
 
 @dataclass
 class EvalContext:
-    """What metric code needs: the real model, streams, generation, eval sample size, k, and the mark."""
+    """What metric code needs: the real model, streams, generation, sampling bias ``lam [C]``, eval
+    sample size, k of the k-NN metrics, and the watermark model (or None)."""
 
     real: Any
     streams: ChainStreams
@@ -79,5 +98,8 @@ class EvalContext:
     lam: torch.Tensor
     n_eval: int
     k: int
-    full: bool
     mark: Any = None
+
+    def take(self, index: torch.Tensor, real: Any) -> "EvalContext":
+        """The context of the chains ``index`` (``real``: the real model of those chains)."""
+        return EvalContext(real, self.streams.subset(index), self.gen, self.lam[index], self.n_eval, self.k, self.mark)

@@ -22,7 +22,15 @@ from provguard.sim.rng import ChainStreams
 
 class GaussianModel(NamedTuple):
     mean: torch.Tensor  # [C, d]
-    cov: torch.Tensor   # [C, d, d]
+    cov: torch.Tensor   # [C, d, d], positive semi-definite (singular when fitted on n <= d samples)
+    n: torch.Tensor | None = None  # [C] float64 samples the fit saw (None: the true model, full rank)
+
+    def rank(self) -> torch.Tensor:
+        """Rank of ``cov`` per chain, ``[C]`` float64: ``min(n - 1, d)`` for a fit (exact, not numerical)."""
+        d = self.cov.shape[-1]
+        if self.n is None:
+            return torch.full(self.cov.shape[:1], float(d), dtype=torch.float64, device=self.cov.device)
+        return (self.n - 1.0).clamp(0.0, float(d))
 
 
 class Stats(NamedTuple):
@@ -43,6 +51,8 @@ def factor(cov: torch.Tensor) -> torch.Tensor:
     chain's factor does not depend on the batch it is in; any ``F`` with ``F F^T = cov`` gives the same
     sampling distribution (``N(0, I)`` and ``Wishart(I)`` are rotation invariant).
     """
+    if cov.shape[-1] == 1:  # 1-D: the square root, elementwise (no batched LAPACK call per chain)
+        return cov.clamp_min(0.0).sqrt()
     sym = 0.5 * (cov + cov.transpose(-1, -2))
     f, info = torch.linalg.cholesky_ex(sym)
     bad = info != 0
@@ -50,6 +60,13 @@ def factor(cov: torch.Tensor) -> torch.Tensor:
         w, v = torch.linalg.eigh(sym[bad])
         f[bad] = v * w.clamp_min(0.0).sqrt().unsqueeze(-2)
     return f
+
+
+def eigenvalues(cov: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues ``[..., d]`` (ascending) of symmetric ``cov [..., d, d]``; 1-D without a LAPACK call."""
+    if cov.shape[-1] == 1:
+        return cov[..., 0]
+    return torch.linalg.eigvalsh(cov)
 
 
 def stats_of(group: Samples) -> Stats:
@@ -125,29 +142,44 @@ class GaussianFamily(Family):
         m = counts.to(torch.float64)
         f = factor(model.cov) * lam.to(torch.float64).sqrt()[:, None, None]
         z = streams.normal(gen, f"{tag}/mean", (d,))
-        mean = model.mean + (f @ z[..., None]).squeeze(-1) / m.clamp_min(1.0).sqrt()[:, None]
+        if d == 1:  # elementwise: the 1-D loop is the high-throughput case
+            mean = model.mean + f[:, 0] * z / m.clamp_min(1.0).sqrt()[:, None]
+            chi = streams.chi2(gen, f"{tag}/wishart-diag", (counts - 1).clamp_min(0).to(torch.float64)[:, None])
+            scatter = (f[:, 0, 0] ** 2 * chi[:, 0])[:, None, None]
+        else:
+            mean = model.mean + (f @ z[..., None]).squeeze(-1) / m.clamp_min(1.0).sqrt()[:, None]
+            a = f @ bartlett(streams, gen, tag, (counts - 1).clamp_min(0), d)
+            scatter = a @ a.transpose(1, 2)
         if shift is not None:
             mean = mean + shift
-        a = f @ bartlett(streams, gen, tag, (counts - 1).clamp_min(0), d)
-        return Stats(m, mean, a @ a.transpose(1, 2), synthetic)
+        return Stats(m, mean, scatter, synthetic)
 
     def fit_stats(self, groups: list[Stats]) -> GaussianModel:
         pooled = combine(groups)
         denom = pooled.n - (1.0 if self.cfg.estimator == "unbiased" else 0.0)
         cov = pooled.scatter / denom.clamp_min(1.0)[:, None, None]
-        return GaussianModel(pooled.mean, 0.5 * (cov + cov.transpose(1, 2)))
+        return GaussianModel(pooled.mean, 0.5 * (cov + cov.transpose(1, 2)), pooled.n)
 
     # detectors and metrics -------------------------------------------------------------------
     def surprisal(self, x):
         return 0.5 * (x.to(torch.float64) ** 2).sum(-1)  # -log N(x; 0, I) + const
 
     def metrics(self, model: GaussianModel, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        """Closed-form metrics of every chain, ``{name: [C]}``.
+
+        ``w2sq`` and ``trace_ratio`` come from the eigenvalues, so they are finite for singular
+        (rank-deficient) fits; ``logdet`` is ``-inf`` where ``rank < d`` (the fit saw n <= d samples) and
+        ``rank`` says so.
+        """
         real = ctx.real
         d = self.cfg.d
-        ev = torch.linalg.eigvalsh(model.cov)  # the one eigendecomposition per chain and generation
+        ev = eigenvalues(model.cov)  # the one eigendecomposition per chain and generation
+        rank = model.rank()
+        logdet = torch.log(ev.clamp_min(0.0)).sum(-1)
         out = {
             "w2sq": M.frechet_to_identity(model.mean, ev, real.mean),  # real covariance is I_d
-            "logdet": torch.log(ev.clamp_min(0.0)).sum(-1),
+            "logdet": torch.where(rank < d, torch.full_like(logdet, -math.inf), logdet),
+            "rank": rank,
             "mean_drift": (model.mean - real.mean).norm(dim=-1),
             "trace_ratio": ev.sum(-1) / d,
         }
@@ -157,15 +189,24 @@ class GaussianFamily(Family):
             z_alpha = float(_stats.norm.isf(1e-3))
             out["artifact_shift"] = shift
             out["artifact_tpr"] = torch.special.ndtr((shift - z_alpha) / var_w.clamp_min(1e-300).sqrt())
-        if ctx.full:
-            fake = self.sample(model, ctx.n_eval, ctx.lam, ctx.streams, ctx.gen, "eval/model").x
-            ref = self.sample(real, ctx.n_eval, torch.ones_like(ctx.lam), ctx.streams, 0, "eval/real").x
-            out["fd"] = M.fd(ref, fake)
-            out.update(M.prdc(ref, fake, ctx.k))
-            out["kid"] = M.kid(ref, fake)
-            cut = float(_stats.chi2.isf(0.01, d))
-            out["tail_mass"] = ((fake ** 2).sum(-1) > cut).to(torch.float64).mean(1)
         return out
+
+    def sample_metrics(self, model: GaussianModel, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        """FD, k-NN precision/recall/density/coverage, KID and tail mass on ``ctx.n_eval`` outputs, ``{name: [C]}``."""
+        fake = self.sample(model, ctx.n_eval, ctx.lam, ctx.streams, ctx.gen, "eval/model").x
+        out = sample_quality(self, fake, ctx)
+        cut = float(_stats.chi2.isf(0.01, self.cfg.d))
+        out["tail_mass"] = ((fake ** 2).sum(-1) > cut).to(torch.float64).mean(1)
+        return out
+
+
+def sample_quality(family: Family, fake: torch.Tensor, ctx: EvalContext) -> dict[str, torch.Tensor]:
+    """FD, PRDC and KID of model outputs ``fake [C, N, d]`` against as many real samples, ``{name: [C]}``."""
+    ref = family.sample(ctx.real, ctx.n_eval, torch.ones_like(ctx.lam), ctx.streams, 0, "eval/real").x
+    out = {"fd": M.fd(ref, fake)}
+    out.update(M.prdc(ref, fake, ctx.k))
+    out["kid"] = M.kid(ref, fake)
+    return out
 
 
 def log_moment_law(t: int, n: int, lam: float, estimator: str, d: int = 1) -> tuple[float, float]:

@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from provguard.sim import metrics as M
 from provguard.sim.families.base import EvalContext, Family, Samples
-from provguard.sim.families.gaussian import factor
+from provguard.sim.families.gaussian import factor, sample_quality
 
 COMPONENT_STD = 0.5
 RADIUS = 4.0
@@ -127,13 +126,12 @@ class GMMFamily(Family):
             "mean_drift": ((model.weights[..., None] * model.means).sum(1)
                            - (ctx.real.weights[..., None] * ctx.real.means).sum(1)).norm(dim=-1),
         }
-        if ctx.full:
-            fake = self.sample(model, ctx.n_eval, ctx.lam, ctx.streams, ctx.gen, "eval/model").x
-            ref = self.sample(ctx.real, ctx.n_eval, torch.ones_like(ctx.lam), ctx.streams, 0, "eval/real").x
-            out["fd"] = M.fd(ref, fake)
-            out.update(M.prdc(ref, fake, ctx.k))
-            out["kid"] = M.kid(ref, fake)
         return out
+
+    def sample_metrics(self, model, ctx: EvalContext):
+        """FD, k-NN precision/recall/density/coverage and KID on ``ctx.n_eval`` outputs, ``{name: [C]}``."""
+        fake = self.sample(model, ctx.n_eval, ctx.lam, ctx.streams, ctx.gen, "eval/model").x
+        return sample_quality(self, fake, ctx)
 
 
 def _cross(a: GMMModel, b: GMMModel) -> torch.Tensor:

@@ -37,6 +37,7 @@ class ImageFamily(Family):
     name = "ddpm"
     primary = "fd"
     calibrate_with_chains = False
+    probe_normalize = True  # the probe sees frozen LeNet features, L2-normalised like CLIP embeddings
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
@@ -96,7 +97,13 @@ class ImageFamily(Family):
                                    batch=self.cfg.ddpm_batch, seed=_seed(seeds[i])))
         return ImageModel(gens)
 
+    def probe_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Frozen LeNet features ``[C, N, 64]`` float64 of images ``x [C, N, 28, 28]`` (what ``--filter probe`` sees)."""
+        c, n = x.shape[:2]
+        return self.extractor.features(x.reshape(-1, 1, 28, 28).cpu()).reshape(c, n, -1).to(self.device)
+
     def metrics(self, model, ctx: EvalContext):
+        """Every metric of this family is sample-based (there is no closed form): computed on every chain."""
         fake = self.sample(model, ctx.n_eval, ctx.lam, ctx.streams, ctx.gen, "eval/model").x
         ref = self.sample(ctx.real, ctx.n_eval, ctx.lam, ctx.streams, 0, "eval/real").x
         c = fake.shape[0]
