@@ -1,59 +1,45 @@
-"""Metadata provenance on real files built here: signed C2PA (trusted / untrusted / tampered / broken),
-generator PNG chunks, JPEG/WebP EXIF UserComment, XMP packets, IPTC-IIM, and corrupt metadata."""
+"""Metadata provenance on files built here as each tool writes them (tests/metadata_formats.py):
+generator text chunks, EXIF (UserComment in every charset, IFD0 and Exif IFD), XMP, IPTC-IIM,
+signed C2PA as OpenAI / Adobe Firefly / Microsoft shape it in JPEG, PNG, WebP, AVIF and HEIF,
+and corrupt or hostile metadata (a per-file message, never an exception). Stealth LSB metadata:
+tests/test_detectors_stealth.py."""
 from __future__ import annotations
 
-import datetime
-import io
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
 
 from provguard.detectors.containers import MAX_TEXT, read_containers
 from provguard.detectors.evidence import Item
 from provguard.detectors.metadata import MetadataDetector, scan_metadata
+from tests import metadata_formats as F
+from tests.metadata_formats import A1111, IPTC_DST, UUID
 
-A1111 = ("a photo of a cat, highly detailed\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
-         "Seed: 1234, Size: 512x512, Model: sd_xl_base_1.0")
-AI_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-
-
-def _rgb(seed=0, size=64):
-    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-
-
-def _png(text: dict[str, str] | None = None, itxt: dict[str, str] | None = None) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    for k, v in (text or {}).items():
-        info.add_text(k, v)
-    for k, v in (itxt or {}).items():
-        info.add_itxt(k, v, zip=True)
-    buf = io.BytesIO()
-    Image.fromarray(_rgb()).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
-
-
-def _exif_usercomment(text: str, charset: str = "utf-16-be") -> bytes:
-    exif = Image.Exif()
-    payload = (b"UNICODE\x00" + text.encode(charset)) if charset != "ascii" else b"ASCII\x00\x00\x00" + text.encode()
-    exif.get_ifd(0x8769)[0x9286] = payload
-    return exif.tobytes()
-
-
-def _encode(fmt: str, **opts) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(_rgb()).save(buf, format=fmt, **opts)
-    return buf.getvalue()
-
-
-def _xmp(body: str) -> bytes:
-    return ('<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
-            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            f'<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-            f'xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" {body}</rdf:RDF></x:xmpmeta>'
-            '<?xpacket end="w"?>').encode()
+AI_TYPE = IPTC_DST + "trainedAlgorithmicMedia"
+COMFY_PROMPT = json.dumps({"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "model": ["4", 0]}},
+                           "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}})
+COMFY_WORKFLOW = json.dumps({"last_node_id": 4, "nodes": [{"id": 3, "type": "KSampler"}], "links": []})
+FOOOCUS_JSON = json.dumps({"adm_guidance": "(1.5, 0.8, 0.3)", "base_model": "juggernautXL_v8Rundiffusion", "full_prompt": ["a cat"],
+                           "full_negative_prompt": [], "guidance_scale": 4, "metadata_scheme": "fooocus", "performance": "Speed",
+                           "prompt": "a cat", "negative_prompt": "", "resolution": "(1152, 896)", "sampler": "dpmpp_2m_sde_gpu",
+                           "scheduler": "karras", "seed": "1", "sharpness": 2, "steps": 30, "version": "Fooocus v2.5.5"}, sort_keys=True)
+FOOOCUS_A1111 = ("a cat\nNegative prompt: blurry\nSteps: 30, Sampler: DPM++ 2M SDE Karras, Seed: 1, Size: 1152x896, CFG scale: 4, "
+                 "Sharpness: 2, ADM Guidance: \"(1.5, 0.8, 0.3)\", Model: juggernautXL_v8Rundiffusion, Performance: Speed, "
+                 "Scheduler: karras, Version: Fooocus v2.5.5")
+CIVITAI = A1111 + (', Civitai resources: [{"type":"checkpoint","modelVersionId":290640}], '
+                   'Civitai metadata: {"remixOfId":1}')
+SWARM = json.dumps({"sui_image_params": {"prompt": "a cat", "negativeprompt": "", "model": "OfficialStableDiffusion/sd_xl_base_1.0",
+                                         "seed": 1, "steps": 20, "cfgscale": 7, "width": 1024, "height": 1024},
+                    "sui_extra_data": {"date": "2024-05-01"}})
+EASYDIFF = {"prompt": "a cat", "negative_prompt": "blurry", "seed": "1", "use_stable_diffusion_model": "sd-v1-4",
+            "num_inference_steps": "25", "guidance_scale": "7.5", "width": "512", "height": "512", "sampler_name": "euler_a"}
+NAI_COMMENT = json.dumps({"prompt": "1girl", "steps": 28, "height": 1216, "width": 832, "scale": 5.0, "seed": 1,
+                          "n_samples": 1, "sampler": "k_euler_ancestral", "uc": "lowres", "request_type": "PromptGenerateRequest"})
+INVOKE3 = json.dumps({"generation_mode": "txt2img", "positive_prompt": "a cat", "model": {"model_name": "sd-1.5"}, "steps": 30})
+NMKD = json.dumps({"Model": "sd-v1-5", "Prompt": "a cat", "NegativePrompt": "", "Steps": 25, "Seed": 1, "Scale": 7})
 
 
 def _reasons(data: bytes, **kw) -> list[str]:
@@ -64,232 +50,379 @@ def _verdicts(data: bytes) -> dict[str, str]:
     return {e.reason: e.verdict for e in scan_metadata(data)}
 
 
-# -- generator text chunks ----------------------------------------------------------------------
+# -- generator text chunks (PNG) ----------------------------------------------------------------
 @pytest.mark.parametrize("text,reason", [
     ({"parameters": A1111}, "png-text:automatic1111"),
-    ({"prompt": json.dumps({"3": {"class_type": "KSampler", "inputs": {"seed": 1}}})}, "png-text:comfyui"),
-    ({"workflow": json.dumps({"nodes": [], "links": []})}, "png-text:comfyui"),
-    ({"invokeai_metadata": json.dumps({"model": "sd-1.5"})}, "png-text:invokeai"),
-    ({"Dream": '"a cat" -s 50 -S 42'}, "png-text:invokeai"),
-    ({"Software": "NovelAI", "Comment": json.dumps({"steps": 28})}, "png-text:novelai"),
-    ({"Description": "a cat --ar 1:1 Job ID: 1234abcd-0000"}, "png-text:midjourney"),
+    ({"parameters": A1111 + ", Version: f0.0.17v1.8.0rc-latest-276-g29be1da7"}, "png-text:automatic1111"),  # Forge
+    ({"parameters": A1111 + ", Version: v1.9.3"}, "png-text:automatic1111"),
+    ({"parameters": FOOOCUS_JSON, "fooocus_scheme": "fooocus"}, "png-text:fooocus"),
+    ({"parameters": FOOOCUS_A1111, "fooocus_scheme": "a1111"}, "png-text:fooocus"),
+    ({"parameters": CIVITAI}, "png-text:civitai"),
+    ({"parameters": SWARM}, "png-text:swarmui"),
+    ({"prompt": COMFY_PROMPT, "workflow": COMFY_WORKFLOW}, "png-text:comfyui"),
+    ({"workflow": COMFY_WORKFLOW}, "png-text:comfyui"),
+    ({"invokeai_metadata": INVOKE3}, "png-text:invokeai"),
+    ({"invokeai_graph": json.dumps({"id": "g", "nodes": {}, "edges": []})}, "png-text:invokeai"),
+    ({"sd-metadata": json.dumps({"model": "stable diffusion", "image": {"prompt": [{"prompt": "a cat"}]}})}, "png-text:invokeai"),
+    ({"Dream": '"a cat [blurry]" -s 50 -S 42 -W 512 -H 512 -C 7.5 -A k_lms'}, "png-text:invokeai"),
+    ({"GenerationInfoJson": NMKD}, "png-text:nmkd"),
+    ({"Nmkdiffusers": json.dumps({"prompt": "a cat", "steps": "25"})}, "png-text:nmkd"),
+    (EASYDIFF, "png-text:easydiffusion"),
+    ({"Software": "NovelAI", "Source": "Stable Diffusion XL C1E1DE52", "Description": "1girl", "Comment": NAI_COMMENT},
+     "png-text:novelai"),
+    ({"Comment": NAI_COMMENT}, "png-text:novelai"),
+    ({"Description": f"a cat --ar 1:1 --v 6 Job ID: {UUID}", "Author": "someone"}, "png-text:midjourney"),
     ({"Credit": "Made with Google AI"}, "png-text:google"),
+    ({"Software": "Adobe Firefly"}, "png-text:adobe-firefly"),
 ])
 def test_png_generator_chunks(text, reason):
-    ev = {e.reason: e for e in scan_metadata(_png(text))}
-    assert reason in ev
+    ev = {e.reason: e for e in scan_metadata(F.png(text))}
+    assert reason in ev, ev
     assert ev[reason].verdict == "synthetic" and ev[reason].strength == "medium" and ev[reason].tier == "unsigned-metadata"
 
 
+def test_fooocus_a1111_scheme_is_not_reported_as_automatic1111():
+    reasons = _reasons(F.png({"parameters": FOOOCUS_A1111, "fooocus_scheme": "a1111"}))
+    assert "png-text:fooocus" in reasons and "png-text:automatic1111" not in reasons
+
+
+def test_easy_diffusion_plain_prompt_is_not_comfyui():
+    assert _reasons(F.png(EASYDIFF)) == ["png-text:easydiffusion"]
+
+
 def test_compressed_itxt_parameters_are_read():
-    assert "png-text:automatic1111" in _reasons(_png(itxt={"parameters": A1111}))
+    assert "png-text:automatic1111" in _reasons(F.png(itxt={"parameters": A1111}))
 
 
-def test_lookalike_text_is_not_a_generator():
-    # a "prompt" that is not ComfyUI JSON, a "parameters" without A1111's settings line
-    assert _reasons(_png({"prompt": "write me a poem", "parameters": "exposure 1/250"})) == []
+@pytest.mark.parametrize("text", [
+    {"prompt": "write me a poem", "parameters": "exposure 1/250"},
+    {"prompt": json.dumps({"text": "a JSON prompt that is no node graph"})},
+    {"workflow": json.dumps({"steps": ["a", "b"]})},
+    {"Software": "GIMP 2.10.34", "Comment": json.dumps({"camera": "x", "steps": 3})},
+    {"Description": "holiday photo, Job ID: 1234"},
+    {"parameters": json.dumps({"iso": 100, "shutter": "1/250"})},
+])
+def test_lookalike_text_is_not_a_generator(text):
+    assert _reasons(F.png(text)) == []
 
 
 def test_no_metadata_is_no_opinion():
-    for fmt in ("PNG", "JPEG", "WEBP"):
-        assert scan_metadata(_encode(fmt)) == []
+    for fmt in ("PNG", "JPEG", "WEBP", "AVIF"):
+        assert scan_metadata(F.encode(fmt)) == []
 
 
 # -- EXIF ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
-@pytest.mark.parametrize("charset", ["utf-16-be", "utf-16-le", "ascii"])
+@pytest.mark.parametrize("charset", ["unicode-be", "unicode-le", "ascii"])
 def test_exif_usercomment_a1111(fmt, charset):
-    data = _encode(fmt, exif=_exif_usercomment(A1111, charset))
-    assert "exif:automatic1111" in _reasons(data)
+    data = F.encode(fmt, exif=F.exif(exif_ifd={0x9286: F.user_comment(A1111, charset)}))
+    assert _reasons(data) == ["exif:automatic1111"]
 
 
-def test_exif_software_novelai_in_jpeg():
-    exif = Image.Exif()
-    exif[0x0131] = "NovelAI"
-    assert "exif:novelai" in _reasons(_encode("JPEG", exif=exif.tobytes()))
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("comment,reason", [
+    (CIVITAI, "exif:civitai"), (SWARM, "exif:swarmui"), (json.dumps(EASYDIFF), "exif:easydiffusion"),
+])
+def test_exif_usercomment_other_tools(fmt, comment, reason):
+    data = F.encode(fmt, exif=F.exif(exif_ifd={0x9286: F.user_comment(comment)}))
+    assert reason in _reasons(data)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("params,scheme", [(FOOOCUS_JSON, "fooocus"), (FOOOCUS_A1111, "a1111")])
+def test_fooocus_exif_in_ifd0(fmt, params, scheme):
+    # Fooocus' get_exif(): UserComment, Software and MakerNote (the scheme) written as strings into IFD0
+    data = F.encode(fmt, exif=F.exif(ifd0={0x9286: params, 0x0131: "Fooocus v2.5.5", 0x927C: scheme}))
+    assert _reasons(data) == ["exif:fooocus"]
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "JPEG"])
+def test_comfyui_exif_prompt_and_workflow(fmt):
+    # ComfyUI's WebP writer: Model (0x0110) "prompt:{...}", Make (0x010F) "workflow:{...}"
+    data = F.encode(fmt, exif=F.exif(ifd0={0x0110: "prompt:" + COMFY_PROMPT, 0x010F: "workflow:" + COMFY_WORKFLOW}))
+    assert _reasons(data) == ["exif:comfyui"]
+
+
+def test_swarmui_legacy_exif_model_json():
+    assert _reasons(F.encode("JPEG", exif=F.exif(ifd0={0x0110: SWARM}))) == ["exif:swarmui"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_dalle2_export_exif(fmt):
+    data = F.encode(fmt, exif=F.exif(exif_ifd={0x9286: F.user_comment("Made with OpenAI Labs", "ascii"),
+                                               0x927C: f"OpenAI--ImageGeneration--{UUID}".encode()}))
+    ev = scan_metadata(data)
+    assert [(e.reason, e.detail["key"]) for e in ev] == [("exif:dall-e", "UserComment")]
+    only_maker = F.encode(fmt, exif=F.exif(exif_ifd={0x927C: b"OpenAI--ImageGeneration--" + UUID.encode()}))
+    assert [(e.reason, e.detail["key"]) for e in scan_metadata(only_maker)] == [("exif:dall-e", "MakerNote")]
+
+
+@pytest.mark.parametrize("software,reason", [("NovelAI", "exif:novelai"), ("Adobe Firefly (Beta)", "exif:adobe-firefly"),
+                                             ("Draw Things", "exif:drawthings"), ("Midjourney", "exif:midjourney")])
+def test_exif_software_naming_a_generator(software, reason):
+    assert _reasons(F.encode("JPEG", exif=F.exif(ifd0={0x0131: software}))) == [reason]
 
 
 def test_plain_camera_exif_is_no_opinion():
-    exif = Image.Exif()
-    exif[0x0131] = "Camera firmware 1.2"
-    exif[0x010F] = "Canon"
-    assert _reasons(_encode("JPEG", exif=exif.tobytes())) == []
+    data = F.encode("JPEG", exif=F.exif(ifd0={0x0131: "Camera firmware 1.2", 0x010F: "Canon", 0x0110: "EOS 350D"},
+                                        exif_ifd={0x9286: F.user_comment("holiday", "ascii"), 0x927C: b"\x00\x01MakerNote"}))
+    assert _reasons(data) == []
 
 
-# -- XMP / IPTC ---------------------------------------------------------------------------------
-def test_xmp_digital_source_type_attribute_in_png():
-    data = _png(itxt={"XML:com.adobe.xmp": _xmp(f'Iptc4xmpExt:DigitalSourceType="{AI_TYPE}"/>').decode()})
+# -- XMP ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("body", [
+    f'Iptc4xmpExt:DigitalSourceType="{AI_TYPE}"/>',
+    f'><Iptc4xmpExt:DigitalSourceType>{AI_TYPE}</Iptc4xmpExt:DigitalSourceType></rdf:Description>',
+    f'><Iptc4xmpExt:DigitalSourceType rdf:resource="{AI_TYPE}"/></rdf:Description>',
+    'Iptc4xmpExt:DigitalSourceType="trainedAlgorithmicMedia"/>',
+])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_xmp_digital_source_type_forms(body, fmt):
+    packet = F.xmp(body)
+    data = F.png(itxt={"XML:com.adobe.xmp": packet}) if fmt == "PNG" else F.encode(fmt, xmp=packet.encode())
     assert _verdicts(data) == {"xmp:digitalsourcetype:trainedAlgorithmicMedia": "synthetic"}
 
 
-def test_xmp_element_form_in_jpeg_and_webp():
-    body = f'><Iptc4xmpExt:DigitalSourceType>{AI_TYPE.replace("trained", "compositeWithTrained")}</Iptc4xmpExt:DigitalSourceType></rdf:Description>'
-    for fmt in ("JPEG", "WEBP"):
-        v = _verdicts(_encode(fmt, xmp=_xmp(body)))
-        assert v.get("xmp:digitalsourcetype:compositeWithTrainedAlgorithmicMedia") == "synthetic", (fmt, v)
+@pytest.mark.parametrize("kind,verdict", [("compositeWithTrainedAlgorithmicMedia", "synthetic"), ("algorithmicMedia", "synthetic"),
+                                          ("digitalCapture", "none"), ("algorithmicallyEnhanced", "none")])
+def test_xmp_source_type_vocabulary(kind, verdict):
+    data = F.encode("JPEG", xmp=F.xmp(f'Iptc4xmpExt:DigitalSourceType="{IPTC_DST}{kind}"/>').encode())
+    assert _verdicts(data) == {f"xmp:digitalsourcetype:{kind}": verdict}
 
 
-def test_xmp_capture_type_is_no_opinion_and_google_credit():
-    v = _verdicts(_encode("JPEG", xmp=_xmp(
-        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture" '
-        'photoshop:Credit="Made with Google AI"/>')))
-    assert v == {"xmp:digitalsourcetype:digitalCapture": "none", "xmp:google": "synthetic"}
+def test_xmp_google_credit():
+    v = _verdicts(F.encode("JPEG", xmp=F.xmp('photoshop:Credit="Made with Google AI"/>').encode()))
+    assert v == {"xmp:google": "synthetic"}
 
 
-def test_iptc_iim_credit_in_photoshop_app13():
-    credit = b"Made with Google AI"
-    iim = b"\x1c\x02\x6e" + struct.pack(">H", len(credit)) + credit
-    irb = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(iim)) + iim
-    seg = b"Photoshop 3.0\x00" + irb
-    jpg = _encode("JPEG")
-    data = jpg[:2] + b"\xff\xed" + struct.pack(">H", len(seg) + 2) + seg + jpg[2:]
-    assert "iptc:google" in _reasons(data)
+def test_midjourney_png_as_written():
+    """Description (prompt + Job ID), Author, and an XMP packet with DigImageGUID and the IPTC source type."""
+    packet = F.xmp(f'Iptc4xmpExt:DigImageGUID="{UUID}" Iptc4xmpExt:DigitalSourceType="{AI_TYPE}">'
+                   f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">a cat --v 6 Job ID: {UUID}</rdf:li></rdf:Alt>'
+                   '</dc:description></rdf:Description>')
+    data = F.png({"Description": f"a cat --v 6 Job ID: {UUID}", "Author": "someone"}, itxt={"XML:com.adobe.xmp": packet})
+    assert sorted(_reasons(data)) == ["png-text:midjourney", "xmp:digitalsourcetype:trainedAlgorithmicMedia", "xmp:midjourney"]
+
+
+def test_dig_image_guid_alone_is_not_midjourney():
+    # DigImageGUID is a generic IPTC Extension field: on its own it names no generator
+    assert _reasons(F.encode("JPEG", xmp=F.xmp(f'Iptc4xmpExt:DigImageGUID="{UUID}"/>').encode())) == []
+
+
+@pytest.mark.parametrize("creator", [True, False])
+def test_draw_things_xmp(creator):
+    dt = json.dumps({"c": "a cat", "uc": "blurry", "sampler": "DPM++ 2M Karras", "seed": 1, "steps": 20, "scale": 7,
+                     "size": "512x512", "model": "sd_xl_base_1.0_f16.ckpt"})
+    esc = dt.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    body = (('xmp:CreatorTool="Draw Things"' if creator else "") +
+            f'><exif:UserComment><rdf:Alt><rdf:li xml:lang="x-default">{esc}</rdf:li></rdf:Alt></exif:UserComment>'
+            '</rdf:Description>')
+    assert _reasons(F.png(itxt={"XML:com.adobe.xmp": F.xmp(body)})) == ["xmp:drawthings"]
+
+
+# -- IPTC-IIM (APP13 Photoshop 8BIM 0x0404) -----------------------------------------------------
+def test_iptc_iim_credit():
+    assert _reasons(F.jpeg_with_app13({(2, 110): b"Made with Google AI"})) == ["iptc:google"]
+
+
+@pytest.mark.parametrize("dataset", [(2, 40), (2, 115), (2, 120)])
+@pytest.mark.parametrize("kind", ["trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"])
+def test_iptc_iim_digital_source_type(dataset, kind):
+    data = F.jpeg_with_app13({(2, 5): b"title", dataset: (IPTC_DST + kind).encode()})
+    ev = scan_metadata(data)
+    assert [(e.reason, e.verdict, e.detail["value"]) for e in ev] == [
+        (f"iptc:digitalsourcetype:{kind}", "synthetic", IPTC_DST + kind)]
+
+
+def test_iptc_iim_originating_program():
+    assert _reasons(F.jpeg_with_app13({(2, 65): b"Midjourney"})) == ["iptc:midjourney"]
+    assert _reasons(F.jpeg_with_app13({(2, 65): b"Adobe Photoshop", (2, 110): b"Reuters"})) == []
 
 
 # -- corrupt and hostile metadata ---------------------------------------------------------------
+def _messages(data: bytes) -> dict[str, str]:
+    return {e.reason: e.detail.get("message") for e in scan_metadata(data)}
+
+
 def test_malformed_xmp_reported_but_signals_still_found():
-    bad = _xmp(f'Iptc4xmpExt:DigitalSourceType="{AI_TYPE}"><unclosed>').decode()
-    reasons = _reasons(_png(itxt={"XML:com.adobe.xmp": bad}))
-    assert "metadata:corrupt:xmp" in reasons and "xmp:digitalsourcetype:trainedAlgorithmicMedia" in reasons
+    bad = F.xmp(f'Iptc4xmpExt:DigitalSourceType="{AI_TYPE}"><unclosed>')
+    msgs = _messages(F.png(itxt={"XML:com.adobe.xmp": bad}))
+    assert "xmp:digitalsourcetype:trainedAlgorithmicMedia" in msgs
+    assert "not well-formed" in msgs["metadata:corrupt:xmp"]
 
 
 def test_xmp_entities_never_expanded():
     bomb = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
             '<x:xmpmeta xmlns:x="adobe:ns:meta/">&b;</x:xmpmeta>')
-    assert _reasons(_png(itxt={"XML:com.adobe.xmp": bomb})) == ["metadata:corrupt:xmp-doctype"]
+    msgs = _messages(F.png(itxt={"XML:com.adobe.xmp": bomb}))
+    assert list(msgs) == ["metadata:corrupt:xmp-doctype"] and "nothing was expanded" in msgs["metadata:corrupt:xmp-doctype"]
 
 
 def test_truncated_png_chunk_keeps_earlier_signals():
-    data = _png({"parameters": A1111})
-    cut = data[: data.index(b"IDAT") + 20]
-    reasons = _reasons(cut)
-    assert "png-text:automatic1111" in reasons and "metadata:corrupt:png:truncated-chunk" in reasons
+    data = F.png({"parameters": A1111})
+    msgs = _messages(data[: data.index(b"IDAT") + 20])
+    assert "png-text:automatic1111" in msgs and "past the end of the file" in msgs["metadata:corrupt:png:truncated-chunk"]
 
 
-def test_bad_zlib_text_chunk_and_bad_lengths():
-    payload = b"parameters\x00\x00" + b"not zlib at all"
-    chunk = struct.pack(">I", len(payload)) + b"zTXt" + payload + b"\x00\x00\x00\x00"
-    png = _png()
-    data = png[:33] + chunk + png[33:]
-    assert "metadata:corrupt:png:bad-compressed-text:parameters" in _reasons(data)
-    jpg = bytearray(_encode("JPEG", exif=_exif_usercomment(A1111)))
+def _insert_png_chunk(ctype: bytes, payload: bytes) -> bytes:
+    png = F.png()
+    return png[:33] + struct.pack(">I", len(payload)) + ctype + payload + b"\x00\x00\x00\x00" + png[33:]
+
+
+def test_malformed_text_chunks():
+    msgs = _messages(_insert_png_chunk(b"zTXt", b"parameters\x00\x00" + b"not zlib at all"))
+    assert msgs["metadata:corrupt:png:bad-compressed-text:parameters"].endswith("(key 'parameters')")
+    assert "metadata:corrupt:png:malformed-tEXt" in _messages(_insert_png_chunk(b"tEXt", b"no separator here"))
+    assert "metadata:corrupt:png:malformed-iTXt" in _messages(_insert_png_chunk(b"iTXt", b"parameters\x00\x01"))
+
+
+def test_ztxt_bomb_is_capped():
+    import zlib
+
+    payload = b"parameters\x00\x00" + zlib.compress(A1111.encode() + b" " * (200 << 20), 9)  # inflates to 200 MB
+    t = time.perf_counter()
+    c = read_containers(_insert_png_chunk(b"zTXt", payload))
+    assert time.perf_counter() - t < 2.0
+    assert len(c.text["parameters"]) == MAX_TEXT and c.oversized == ["parameters"]
+    assert "png-text:automatic1111" in _reasons(_insert_png_chunk(b"zTXt", payload))
+
+
+def test_bad_jpeg_segment_length():
+    jpg = bytearray(F.encode("JPEG", exif=F.exif(exif_ifd={0x9286: F.user_comment(A1111)})))
     jpg[4:6] = b"\xff\xff"  # APP segment claims 65535 bytes
-    assert _reasons(bytes(jpg)) == ["metadata:corrupt:jpeg:truncated-segment"]
+    assert list(_messages(bytes(jpg))) == ["metadata:corrupt:jpeg:truncated-segment"]
 
 
-def test_corrupt_exif_block_is_reported_not_raised():
-    data = _encode("WEBP", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f garbage")
-    ev = scan_metadata(data)
-    assert all(e.verdict == "none" for e in ev)
+@pytest.mark.parametrize("blob,says", [
+    (b"Exif\x00\x00II*\x00\xff\xff\xff\x7f garbage", "points outside"),
+    (b"II*\x00\x08\x00\x00\x00\xff\x00", "declares 255 entries"),
+    (b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x31\x00\x02\x00\x00\x00\x40\x00\x00\x00\x20", "past the end"),
+    (b"XX*\x00", "TIFF header"),
+])
+def test_malformed_exif_is_a_message(blob, says):
+    ev = scan_metadata(F.encode("WEBP", exif=blob))
+    assert [e.reason for e in ev] == ["metadata:corrupt:exif"] and says in ev[0].detail["message"]
 
 
 def test_huge_text_chunk_is_capped():
     big = A1111 + "x" * (3 * MAX_TEXT)
-    c = read_containers(_png({"parameters": big}))
+    c = read_containers(F.png({"parameters": big}))
     assert len(c.text["parameters"]) == MAX_TEXT and c.oversized == ["parameters"]
-    reasons = _reasons(_png({"parameters": big}))
-    assert "png-text:automatic1111" in reasons and "metadata:oversized" in reasons
+    msgs = _messages(F.png({"parameters": big}))
+    assert "png-text:automatic1111" in msgs and "parameters" in msgs["metadata:oversized"]
+
+
+def test_broken_iim_records():
+    good = F.jpeg_with_app13({(2, 110): b"Made with Google AI"})
+    i = good.index(b"\x1c\x02\x6e")
+    cut = bytearray(good)
+    cut[i + 3:i + 5] = struct.pack(">H", 4000)  # dataset claims more than its record holds
+    assert "metadata:corrupt:iptc:truncated-dataset" in _messages(bytes(cut))
+    ext = bytearray(good)
+    ext[i + 3:i + 5] = b"\x80\x04"  # extended-length form
+    assert "over 32 KB" in _messages(bytes(ext))["metadata:corrupt:iptc:extended-dataset"]
+
+
+def test_truncated_bmff_box():
+    avif = F.encode("AVIF")
+    assert "metadata:corrupt:bmff:truncated-box" in _messages(avif[:-10])
+
+
+def test_every_problem_carries_a_message_and_random_damage_never_raises():
+    """Truncations and byte flips of every kind of file built here: evidence only, never an exception."""
+    rng = np.random.default_rng(0)
+    files = [F.png({"parameters": A1111}, itxt={"XML:com.adobe.xmp": F.xmp(f'Iptc4xmpExt:DigitalSourceType="{AI_TYPE}"/>')}),
+             F.encode("JPEG", exif=F.exif(exif_ifd={0x9286: F.user_comment(A1111)}), xmp=F.xmp("/>").encode()),
+             F.encode("WEBP", exif=F.exif(ifd0={0x0110: "prompt:" + COMFY_PROMPT})),
+             F.jpeg_with_app13({(2, 110): b"Made with Google AI"}), F.encode("AVIF"),
+             F.stealth_png(A1111, "alpha", True, size=128)]
+    for data in files:
+        for _ in range(40):
+            bad = bytearray(data[: rng.integers(8, len(data))] if rng.random() < 0.5 else data)
+            for pos in rng.integers(0, len(bad), 4):
+                bad[pos] = rng.integers(0, 256)
+            for e in scan_metadata(bytes(bad)):
+                if e.reason.startswith(("metadata:", "c2pa:unreadable")):
+                    assert isinstance(e.detail.get("message"), str) and e.detail["message"], e
 
 
 def test_detector_protocol_on_items(tmp_path):
     p = tmp_path / "a.png"
-    p.write_bytes(_png({"parameters": A1111}))
-    det = MetadataDetector()
-    out = det.score_batch([Item(path=p), Item(rgb=_rgb())])
+    p.write_bytes(F.png({"parameters": A1111}))
+    out = MetadataDetector().score_batch([Item(path=p), Item(rgb=F.rgb())])
     assert [e.reason for e in out[0]] == ["png-text:automatic1111"] and out[1] == []
 
 
 # -- C2PA ---------------------------------------------------------------------------------------
-def _name(cn):
-    from cryptography.x509 import Name, NameAttribute
-    from cryptography.x509.oid import NameOID
-
-    return Name([NameAttribute(NameOID.COMMON_NAME, cn), NameAttribute(NameOID.ORGANIZATION_NAME, "provguard tests")])
-
-
-def _cert(subject, issuer, pub, sign_key, ca: bool, issuer_pub):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
-                 encipher_only=False, decipher_only=False)
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(pub)
-         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **usage), critical=True)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False))
-    if not ca:
-        b = (b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_pub), critical=False))
-    return b.sign(sign_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki():
-    """A throwaway CA and an ES256 leaf (digitalSignature, emailProtection, AKI/SKI), generated here."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
-    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _cert(_name("provguard test CA"), _name("provguard test CA"), ca_key.public_key(), ca_key, True, None)
-    leaf = _cert(_name("provguard test signer"), ca.subject, leaf_key.public_key(), ca_key, False, ca_key.public_key())
-    other_key = ec.generate_private_key(ec.SECP256R1())
-    other = _cert(_name("some other CA"), _name("some other CA"), other_key.public_key(), other_key, True, None)
-    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-    return {"chain": pem(leaf) + pem(ca), "key": key_pem, "ca": pem(ca).decode(), "other_ca": pem(other).decode()}
+    return F.make_pki()
 
 
-def _signed(pki, fmt: str, source_type: str = AI_TYPE) -> bytes:
-    import c2pa
-
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg"}[fmt]
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", pki["chain"], pki["key"], None))
-    manifest = {"claim_generator_info": [{"name": "provguard-tests", "version": "1"}], "title": "fixture",
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": [
-                    {"action": "c2pa.created", "digitalSourceType": source_type}]}}]}
-    dst = io.BytesIO()
-    c2pa.Builder(json.dumps(manifest)).sign(signer, mime, io.BytesIO(_encode(fmt)), dst)
-    return dst.getvalue()
+def _heif_source() -> bytes:
+    """A HEIF container (major brand ``mif1``, no ``avif`` brand) holding Pillow's AV1 image item."""
+    a = F.encode("AVIF")
+    return a[:8] + b"mif1" + a[12:16] + a[16:32].replace(b"avif", b"mif1") + a[32:]
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_c2pa_trusted_ai_is_strong_synthetic(pki, fmt):
-    ev = scan_metadata(_signed(pki, fmt), trust_anchors=pki["ca"])
+_C2PA_FORMATS = {"JPEG": ("image/jpeg", lambda: F.encode("JPEG"), "jpeg"), "PNG": ("image/png", lambda: F.encode("PNG"), "png"),
+                 "WEBP": ("image/webp", lambda: F.encode("WEBP"), "webp"), "AVIF": ("image/avif", lambda: F.encode("AVIF"), "avif"),
+                 "HEIF": ("image/heif", _heif_source, "heif")}
+
+
+@pytest.mark.parametrize("fmt", list(_C2PA_FORMATS))
+@pytest.mark.parametrize("vendor", list(F.C2PA_VENDOR_MANIFESTS))
+def test_c2pa_vendor_manifests_in_every_container(pki, fmt, vendor):
+    mime, source, sniffed = _C2PA_FORMATS[fmt]
+    data = F.c2pa_signed(pki, mime, source(), vendor=vendor)
+    c = read_containers(data)
+    assert c.format == sniffed and c.c2pa_store
+    ev = scan_metadata(data, trust_anchors=pki["ca"])
     assert [e.reason for e in ev] == ["c2pa:trusted:trainedAlgorithmicMedia"]
-    assert ev[0].verdict == "synthetic" and ev[0].strength == "strong" and ev[0].tier == "signed-provenance"
-    assert ev[0].detail["signer"] == "provguard test signer"
+    assert ev[0].strength == "strong" and ev[0].tier == "signed-provenance" and ev[0].detail["generator"] == vendor
+    assert ev[0].detail["claim_generator"][0]["name"] == F.C2PA_VENDOR_MANIFESTS[vendor]["claim_generator_info"][0]["name"]
 
 
 def test_c2pa_untrusted_signer_is_reported_as_such(pki):
-    data = _signed(pki, "PNG")
+    data = F.c2pa_signed(pki, "image/png", F.encode("PNG"))
     for anchors in (None, pki["other_ca"]):
         ev = scan_metadata(data, trust_anchors=anchors)
         assert [(e.reason, e.strength) for e in ev] == [("c2pa:untrusted:trainedAlgorithmicMedia", "medium")]
 
 
 def test_c2pa_tampered_is_invalid_not_synthetic(pki):
-    data = bytearray(_signed(pki, "PNG"))
-    idat = data.index(b"IDAT")
-    data[idat + 40] ^= 0xFF  # change a pixel byte covered by the hard binding
+    data = bytearray(F.c2pa_signed(pki, "image/png", F.encode("PNG")))
+    data[data.index(b"IDAT") + 40] ^= 0xFF  # change a pixel byte covered by the hard binding
     ev = scan_metadata(bytes(data), trust_anchors=pki["ca"])
     assert [(e.reason, e.verdict) for e in ev] == [("c2pa:invalid", "none")]
     assert "assertion.dataHash.mismatch" in ev[0].detail["failures"]
 
 
 def test_c2pa_trusted_capture_is_real(pki):
-    ev = scan_metadata(_signed(pki, "JPEG", "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"),
-                       trust_anchors=pki["ca"])
+    ev = scan_metadata(F.c2pa_signed(pki, "image/jpeg", F.encode("JPEG"), IPTC_DST + "digitalCapture"), trust_anchors=pki["ca"])
     assert [(e.reason, e.verdict, e.strength) for e in ev] == [("c2pa:trusted:digitalCapture", "real", "strong")]
 
 
-def test_invalid_jumbf_is_unreadable_not_a_crash():
-    jpg = _encode("JPEG")
-    seg = b"JP\x00\x00\x00\x00\x00\x01" + b"\x00\x00\x00\x10jumbgarbage!" * 4
-    data = jpg[:2] + b"\xff\xeb" + struct.pack(">H", len(seg) + 2) + seg + jpg[2:]
+def _garbage_store(fmt: str) -> bytes:
+    junk = b"\x00\x00\x00\x10jumbgarbage!" * 4
+    if fmt == "JPEG":
+        jpg, seg = F.encode("JPEG"), b"JP\x00\x00\x00\x00\x00\x01" + junk
+        return jpg[:2] + b"\xff\xeb" + struct.pack(">H", len(seg) + 2) + seg + jpg[2:]
+    if fmt == "PNG":
+        return _insert_png_chunk(b"caBX", junk)
+    if fmt == "WEBP":
+        web = F.encode("WEBP")
+        body = web[12:] + b"C2PA" + struct.pack("<I", len(junk)) + junk
+        return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+    avif = F.encode("AVIF")
+    box = bytes.fromhex("d8fec3d61b0e483c92975828877ec481") + junk
+    return avif + struct.pack(">I", 8 + len(box)) + b"uuid" + box
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF"])
+def test_unparsable_c2pa_store_is_a_message_not_a_crash(fmt):
+    data = _garbage_store(fmt)
     assert read_containers(data).c2pa_store
-    assert _reasons(data) == ["c2pa:unreadable"]
+    ev = scan_metadata(data)
+    assert [e.reason for e in ev] == ["c2pa:unreadable"]
+    assert "could not read it" in ev[0].detail["message"] and ev[0].detail["error"]
