@@ -66,11 +66,16 @@ def test_null_distribution_is_binomial(photos_512):
     A detector that chose its alignment using the reference bits would inflate the matches and fail.
     """
     images = photos_512[:3] + [create_image_watermark("provguard", key=b"decoy").embed([photos_512[3]])[0]]
-    matches = []
+    matches, reported = [], []
     for k in range(30):
         det = create_image_watermark("provguard", key=f"null-{k}".encode())
-        matches += [r.bits_matched for r in det.detect(images)]
+        for r in det.detect(images):
+            matches.append(r.bits_matched)
+            reported.append(r.p_value)
+            assert r.statistic == r.bits_matched and r.detected == (r.p_value <= 1e-3)
     matches = np.array(matches)  # 120 draws
+    # the p-value the detector reports is the exact binomial tail P(Bin(64, 1/2) >= matches)
+    np.testing.assert_array_equal(reported, binom.sf(matches - 1, REF_BITS, 0.5))
     assert abs(matches.mean() - 32) < 4 * 4 / np.sqrt(len(matches))  # sd of Bin(64,1/2) = 4
     assert 0.5 * 16 < matches.var() < 1.6 * 16
     p = binom.sf(matches - 1, REF_BITS, 0.5)
@@ -78,12 +83,17 @@ def test_null_distribution_is_binomial(photos_512):
 
 
 def test_key_layout_is_pinned_and_device_independent():
-    """The key's chip layout comes from the hash PRF: the same bits on every machine and device."""
+    """The key's chip layout comes from the hash PRF: the same bits on every machine and device.
+
+    Literals computed once (more in ``tests/test_pinned.py``): a change to the derivation would make
+    every existing mark unreadable.
+    """
     lay = ChipLayout.from_key(SecretKey(b"pinned"))
     assert lay.sync.shape == (384,) and lay.ref.shape == (64, 5) and lay.payload.shape == (64, 5)
     assert len(np.unique(np.concatenate([lay.sync, lay.ref.ravel(), lay.payload.ravel()]))) == 1024
-    assert lay.ref_bits[:16].tolist() == prf.bits(prf.derive_seed(SecretKey(b"pinned"), "provguard-image/v1/ref"), 16).tolist()
-    assert int(prf.stream_u64(prf.derive_seed(b"pinned", "x"), 1)[0]) == int(prf.stream_u64(prf.derive_seed(b"pinned", "x"), 1)[0])
+    assert "".join(map(str, lay.ref_bits[:16].tolist())) == "0111001100101000"
+    assert lay.sync[:4].tolist() == [845, 553, 730, 427]
+    assert int(prf.stream_u64(prf.derive_seed(b"pinned", "x"), 1)[0]) == 0x8E26923861675CB3
 
 
 def test_prf_is_fair_and_domain_separated():

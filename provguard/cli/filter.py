@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from provguard.cli.common import EXIT_FATAL, EXIT_USAGE, emit_json, fail
+from provguard.cli.common import EXIT_FATAL, EXIT_USAGE, FdrLevel, emit_json, fail
+from provguard.pipeline.fdr import DEFAULT_FDR
 from provguard.errors import ProvguardError
 
 DEFAULT_PROBE_ENV = "PROVGUARD_PROBE"
@@ -109,7 +110,12 @@ def _progress():
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON fusion policy (see the README's Detectors section).")
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True,
-              help="False-positive rate for exact-p-value detectors (watermarks).")
+              help="Per-item false-positive rate for exact-p-value detectors (watermarks); with --fdr, a cap.")
+@click.option("--fdr", type=FdrLevel(), default=DEFAULT_FDR, show_default=True,
+              help="False discovery rate across the run for watermark evidence (Benjamini-Hochberg over every "
+                   "watermark p-value; the expected number of false discoveries is in the summary), or 'off'.")
+@click.option("--fdr-method", type=click.Choice(["bh", "by"]), default="bh", show_default=True,
+              help="bh: Benjamini-Hochberg (independent or positively dependent p-values); by: Benjamini-Yekutieli (any dependence).")
 @click.option("--reject-uncertain", is_flag=True, help="Reject items the evidence leaves uncertain (default: keep them).")
 @click.option("--action", type=click.Choice(["report", "copy-kept", "move-rejected"]), default="report", show_default=True,
               help="report: touch nothing; copy-kept: copy kept files to --dest; move-rejected: quarantine rejected files (undo with `provguard restore`).")
@@ -126,7 +132,7 @@ def _progress():
               help="Stop per item once decided (--no-cascade: every score for every item, so `decide` can change anything).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (run_dir, manifest, counts, ...).")
 def filter_command(source_path, out, fmt, text_field, image_field, probe, watermarks, key, key_file, text_watermark,
-                   tokenizer, trust_anchors, policy_file, target_fpr, reject_uncertain, action, dest, workers, batch_size,
+                   tokenizer, trust_anchors, policy_file, target_fpr, fdr, fdr_method, reject_uncertain, action, dest, workers, batch_size,
                    shard_size, device, engine, resume, cascade, as_json):
     """Keep AI-generated items out of SOURCE: score every item, decide, write a run directory.
 
@@ -137,6 +143,7 @@ def filter_command(source_path, out, fmt, text_field, image_field, probe, waterm
     \b
     Examples:
       provguard filter ./scraped --out runs/scraped
+      provguard filter ./scraped --out runs/scraped --fdr 0.001 --fdr-method by
       provguard filter ./scraped --out runs/scraped --probe probe.safetensors --key-file k.txt --action move-rejected
       provguard filter data.parquet --text-field body --json
       provguard filter ./shards --format webdataset --engine ray
@@ -162,7 +169,7 @@ def filter_command(source_path, out, fmt, text_field, image_field, probe, waterm
         if not config.key_digest:
             key_obj = None
         result = run_filter(config, out, key=key_obj, action=action, resume=resume, reject_uncertain=reject_uncertain,
-                            dest=dest, on_total=on_total, on_items=on_items)
+                            dest=dest, fdr=fdr, fdr_method=fdr_method, on_total=on_total, on_items=on_items)
         from provguard.pipeline.report import write_report
 
         report = write_report(out)

@@ -57,12 +57,38 @@ def yuv_to_bgr_u8(yuv: torch.Tensor) -> torch.Tensor:
     return torch.stack([b, g, r], -1).clamp_(0, 255)
 
 
+_SIMD_LANES = 8  # OpenCV's AVX2 colour kernels take 8 float32 pixels at a time; the rest of a row is scalar code
+
+
+def _f32(value: float) -> float:
+    """The float32 value of a constant (OpenCV stores its coefficients as ``float``)."""
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def _fma(a: torch.Tensor, b: float, c: torch.Tensor | float) -> torch.Tensor:
+    """``fl32(a * b + c)`` with one rounding, as OpenCV's ``v_fma`` (FMA3): the product of two floats
+    is exact in float64, so only the final cast rounds (a double rounding differs once in ~2**29)."""
+    c = c.to(torch.float64) if isinstance(c, torch.Tensor) else c
+    return (a.to(torch.float64) * b + c).to(torch.float32)
+
+
+def _simd_columns(width: int, device) -> torch.Tensor:
+    """bool ``(width,)``: the pixels of a row that OpenCV's vector loop converts (the rest: scalar tail)."""
+    return torch.arange(width, device=device) < width - width % _SIMD_LANES
+
+
 def bgr_to_yuv_f32(bgr: torch.Tensor) -> torch.Tensor:
-    """OpenCV ``COLOR_BGR2YUV`` on float32 pixels (chroma offset 0.5). Shapes as above, float32."""
+    """OpenCV ``COLOR_BGR2YUV`` on float32 pixels (chroma offset 0.5), bit for bit on a CPU with
+    AVX2+FMA (the wheels' dispatch): ``Y = fma(B, .114, fma(G, .587, R * .299))`` in the vector loop,
+    ``fma(R, .299, fma(B, .114, G * .587))`` in each row's scalar tail; ``U = fma(B - Y, .492, .5)``,
+    ``V = fma(R - Y, .877, .5)``. Shapes as above, float32. The reader's plain-product U plane
+    (:func:`bgr_u_channel_f32`) can differ from this in the last bit."""
     b, g, r = bgr.to(torch.float32).unbind(-1)
-    y = b * _B2YF + g * _G2YF + r * _R2YF
-    u = (b - y) * _B2UF + 0.5
-    v = (r - y) * _R2VF + 0.5
+    cb, cg, cr = _f32(_B2YF), _f32(_G2YF), _f32(_R2YF)
+    y = torch.where(_simd_columns(b.shape[-1], b.device), _fma(b, cb, _fma(g, cg, r * cr)),
+                    _fma(r, cr, _fma(b, cb, g * cg)))
+    u = _fma(b - y, _f32(_B2UF), 0.5)
+    v = _fma(r - y, _f32(_R2VF), 0.5)
     return torch.stack([y, u, v], -1)
 
 
@@ -74,11 +100,14 @@ def bgr_u_channel_f32(bgr: torch.Tensor) -> torch.Tensor:
 
 
 def yuv_to_bgr_f32(yuv: torch.Tensor) -> torch.Tensor:
-    """OpenCV ``COLOR_YUV2BGR`` on float32 pixels (chroma offset 0.5), float32 ``(..., H, W, 3)``."""
+    """OpenCV ``COLOR_YUV2BGR`` on float32 pixels (chroma offset 0.5), bit for bit on AVX2+FMA:
+    ``B = fma(U', 2.032, Y)``, ``G = fma(V', -.581, fma(U', -.395, Y))``, ``R = fma(V', 1.14, Y)`` with
+    ``U' = U - .5``, ``V' = V - .5`` (vector loop and tail alike). float32 ``(..., H, W, 3)``."""
     y, u, v = yuv.to(torch.float32).unbind(-1)
     u = u - 0.5
     v = v - 0.5
-    return torch.stack([y + u * _U2BF, y + u * _U2GF + v * _V2GF, y + v * _V2RF], -1)
+    return torch.stack([_fma(u, _f32(_U2BF), y), _fma(v, _f32(_V2GF), _fma(u, _f32(_U2GF), y)),
+                        _fma(v, _f32(_V2RF), y)], -1)
 
 
 def luma(rgb: torch.Tensor) -> torch.Tensor:
