@@ -128,6 +128,25 @@ def rgb_hash(rgb: np.ndarray) -> str:
     return "rgb:" + h.hexdigest()
 
 
+#: reason suffix of "not applicable" evidence: the detector could not look, for a legitimate reason
+NOT_APPLICABLE = "not-applicable"
+
+
+def not_applicable(detector: str, family: str, why: str, tier: str) -> Evidence:
+    """Evidence that ``detector`` cannot run on this item for a legitimate reason (an image below the
+    method's minimum size, no alpha channel, no text): verdict none, reason ``<family>:not-applicable``,
+    ``detail["not_applicable"] = why``. It is not an error (the file is fine), never a reason for a
+    decision, and runs count it per detector."""
+    return Evidence(detector, NONE, float("nan"), None, f"{family}:{NOT_APPLICABLE}", WEAK, tier,
+                    {"not_applicable": why})
+
+
+def is_not_applicable(e: Evidence | dict) -> bool:
+    """Whether ``e`` (an :class:`Evidence` or its dict) is "not applicable" evidence."""
+    reason = e["reason"] if isinstance(e, dict) else e.reason
+    return reason.endswith(":" + NOT_APPLICABLE)
+
+
 @runtime_checkable
 class Detector(Protocol):
     """Anything that turns items into evidence.
@@ -135,7 +154,8 @@ class Detector(Protocol):
     ``tier`` places the detector in the fusion order; ``cost`` (seconds per item, rough) orders the
     cascade within a tier. ``score_batch`` returns, for each item, a list of evidence (possibly
     empty: "nothing to say"); it must not raise for one bad item — it returns evidence with
-    ``reason="<family>:error"`` and the message in ``detail["error"]`` instead.
+    ``reason="<family>:error"`` and the message in ``detail["error"]`` instead, or
+    :func:`not_applicable` evidence when the item is fine but outside what the detector can read.
     """
 
     name: str

@@ -14,6 +14,8 @@ Default order (``Policy.order``), first decisive tier wins:
 5. abstain — "uncertain", reason ``abstain:no-decisive-evidence``.
 
 Two decisive opinions that disagree *within* a tier give "uncertain" (``fusion:conflict``).
+"Not applicable" evidence (a detector that could not look, e.g. an image below the SD mark's 256x256)
+is kept with the item but never listed among its reasons.
 The fused ``score`` is in [0, 1], higher = more synthetic: 1.0 / 0.0 for a decisive declaration,
 ``1 - p`` for a watermark, the probe's P(synthetic) for the classifier, ``None`` if nothing scored.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from provguard.detectors.evidence import (NONE, STRENGTHS, SYNTHETIC, TIER_CLASSIFIER, TIER_WATERMARK, TIERS,
-                                          UNCERTAIN, Detector, Evidence, Item)
+                                          UNCERTAIN, Detector, Evidence, Item, is_not_applicable)
 from provguard.errors import ProvguardError
 
 _RANK = {s: len(STRENGTHS) - i for i, s in enumerate(STRENGTHS)}  # strong 3, medium 2, weak 1
@@ -110,7 +112,7 @@ def fuse(evidence: Sequence[Evidence], policy: Policy | None = None) -> Verdict:
     """Weigh ``evidence`` for one item in ``policy.order``; the first decisive tier decides."""
     policy = policy or Policy()
     ordered = sorted(evidence, key=lambda e: policy.order.index(e.tier) if e.tier in policy.order else len(TIERS))
-    all_reasons = list(dict.fromkeys(e.reason for e in ordered))
+    all_reasons = list(dict.fromkeys(e.reason for e in ordered if not is_not_applicable(e)))
     for tier in policy.order:
         decisive = [e for e in ordered if e.tier == tier and policy.decisive(e)]
         if not decisive:

@@ -5,14 +5,16 @@ pass it through untouched (fusion decides at ``Policy.watermark_alpha``). A mark
 is *no opinion* — unmarked content is what most real and most synthetic content looks like.
 
 Reasons: ``watermark:<method>:detected`` (verdict synthetic, strength strong) and
-``watermark:<method>:absent`` (verdict none), ``watermark:<method>:error`` (cannot be checked).
+``watermark:<method>:absent`` (verdict none), ``watermark:<method>:not-applicable`` (the item is fine
+but the method cannot read it: an image below its minimum size, a text item for an image mark, an
+empty or too-short text), ``watermark:<method>:error`` (cannot be checked: a broken item).
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from provguard.detectors.evidence import NONE, STRONG, SYNTHETIC, TIER_WATERMARK, WEAK, Evidence, Item
-from provguard.errors import InputError
+from provguard.detectors.evidence import NONE, STRONG, SYNTHETIC, TIER_WATERMARK, WEAK, Evidence, Item, not_applicable
+from provguard.errors import InputError, NotApplicable
 
 
 def _evidence(name: str, method: str, detected: bool, p_value: float, statistic: float, detail: dict) -> Evidence:
@@ -46,6 +48,8 @@ class ImageWatermarkDetector:
     def _one(self, rgb) -> Evidence:
         try:
             r = self.watermark.detect([rgb], fpr=self.fpr)[0]
+        except NotApplicable as exc:
+            return not_applicable(self.name, f"watermark:{self.method}", str(exc), TIER_WATERMARK)
         except InputError as exc:
             return _error(self.name, self.method, str(exc))
         return self._convert(r)
@@ -73,7 +77,8 @@ class ImageWatermarkDetector:
 
 class TextWatermarkDetector:
     """Adapter for a :mod:`provguard.watermark.text` detector (anything with ``detect(texts)`` returning
-    results that carry ``p_value``, ``z``, ``tokens_scored`` and ``error``). Items must have ``text``."""
+    results that carry ``p_value``, ``z``, ``tokens_scored`` and ``error``, the last meaning that nothing
+    could be scored: empty or too-short text). Items without ``text`` get "not applicable" evidence."""
 
     tier, cost = TIER_WATERMARK, 0.002
 
@@ -84,10 +89,12 @@ class TextWatermarkDetector:
     def score_batch(self, items: Sequence[Item]) -> list[list[Evidence]]:
         texts = [it.text for it in items]
         idx = [i for i, t in enumerate(texts) if t is not None]
-        out: list[list[Evidence]] = [[_error(self.name, self.method, "not a text item")] for _ in items]
+        family = f"watermark:{self.method}"
+        out: list[list[Evidence]] = [[not_applicable(self.name, family, "not a text item", TIER_WATERMARK)]
+                                     for _ in items]
         for i, r in zip(idx, self.detector.detect([texts[i] for i in idx]) if idx else []):
-            if getattr(r, "error", None):
-                out[i] = [_error(self.name, self.method, r.error)]
+            if getattr(r, "error", None):  # nothing to score: an empty or too-short text
+                out[i] = [not_applicable(self.name, family, r.error, TIER_WATERMARK)]
             else:
                 detail = {"tokens_scored": getattr(r, "tokens_scored", None), "green": getattr(r, "green", None)}
                 out[i] = [_evidence(self.name, self.method, bool(r.p_value <= self.fpr), r.p_value, getattr(r, "z", 0.0), detail)]

@@ -9,5 +9,10 @@ class InputError(ProvguardError):
     """One input item (file, record) cannot be processed; the run goes on with the others."""
 
 
+class NotApplicable(InputError):
+    """A detector cannot look at this item for a legitimate reason (too small for the method, no text):
+    not a broken file. Detectors turn it into "not applicable" evidence, never an error row."""
+
+
 class KeyMaterialError(ProvguardError):
     """A watermark key is missing or unusable (the key itself is never included in the message)."""

@@ -80,7 +80,7 @@ def test_bad_inputs_become_per_file_errors(folder, tmp_path):
     records = {r["path"].split("/")[-1]: r for r in json.loads(res.output)}
     assert "empty" in records["zero.png"]["error"]
     assert "not an image" in records["fake.jpg"]["error"]
-    assert "256x256" in records["tiny.png"]["error"]
+    assert records["tiny.png"]["error"] is None and "256x256" in records["tiny.png"]["not_applicable"]
     assert records["good.png"]["error"] is None and records["good.png"]["detected"] is False
 
 

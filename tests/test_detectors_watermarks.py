@@ -24,7 +24,9 @@ def test_keyed_image_watermark_round_trip():
     plain, hit, tiny, bad = (o[0] for o in out)
     assert hit.reason == "watermark:provguard:detected" and hit.verdict == "synthetic" and hit.p_value < 1e-3
     assert plain.reason == "watermark:provguard:absent" and plain.verdict == "none" and plain.p_value > 1e-3
-    assert tiny.reason == bad.reason == "watermark:provguard:error" and "64x64" in tiny.detail["error"]
+    assert bad.reason == "watermark:provguard:error"  # a broken file is an error ...
+    assert tiny.reason == "watermark:provguard:not-applicable" and "64x64" in tiny.detail["not_applicable"]  # ... a small one is not
+    assert fuse(out[2]).reasons == ["abstain:no-decisive-evidence"]  # never listed among the reasons
     assert fuse(out[1]).verdict == "synthetic" and fuse(out[0]).verdict == "uncertain"
 
 
@@ -36,6 +38,7 @@ def test_text_adapter_passes_p_values_through():
 
     det = TextWatermarkDetector(FakeText(), method="kgw")
     out = det.score_batch([Item(text="marked text"), Item(text="plain text"), Item(text=""), Item(rgb=np.zeros((2, 2, 3), np.uint8))])
-    assert [o[0].reason for o in out] == ["watermark:kgw:detected", "watermark:kgw:absent", "watermark:kgw:error",
-                                          "watermark:kgw:error"]
+    assert [o[0].reason for o in out] == ["watermark:kgw:detected", "watermark:kgw:absent",
+                                          "watermark:kgw:not-applicable", "watermark:kgw:not-applicable"]
+    assert out[2][0].detail == {"not_applicable": "too short"} and out[2][0].p_value is None
     assert out[0][0].p_value == pytest.approx(1e-8) and out[0][0].tier == "watermark"

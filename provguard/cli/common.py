@@ -45,6 +45,26 @@ def emit_json(payload) -> None:
     click.echo(to_json(payload))
 
 
+class FdrLevel(click.ParamType):
+    """A false discovery rate in (0, 1), or ``off`` (None: watermarks decided per item); the string
+    ``keep`` passes through (``decide``'s default: the run's own setting)."""
+
+    name = "Q|off"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float) or value == "keep":
+            return value
+        if str(value).strip().lower() in ("off", "none"):
+            return None
+        try:
+            q = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number; give a rate such as 0.01, or 'off'", param, ctx)
+        if not 0 < q < 1:
+            self.fail(f"{value} is not in (0, 1); e.g. 0.01 allows 1% of watermark rejections to be false", param, ctx)
+        return q
+
+
 def progress(iterable: Iterable, total: int | None, desc: str, enabled: bool):
     """A tqdm progress bar on stderr when ``enabled`` and stderr is a terminal-ish stream."""
     if not enabled:

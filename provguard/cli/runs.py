@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from provguard.cli.common import EXIT_FATAL, EXIT_OK, emit_json, fail
+from provguard.cli.common import EXIT_FATAL, EXIT_OK, FdrLevel, emit_json, fail
 from provguard.errors import ProvguardError
 
 
@@ -13,6 +13,10 @@ from provguard.errors import ProvguardError
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="New false-positive rate for watermark p-values (and for --calibrate-on).")
+@click.option("--fdr", type=FdrLevel(), default="keep", show_default=False,
+              help="New false discovery rate across the run for watermark evidence, or 'off' (per-item "
+                   "--target-fpr) [default: the run's].")
+@click.option("--fdr-method", type=click.Choice(["bh", "by"]), default=None, help="bh or by [default: the run's].")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="JSON fusion policy replacing the run's.")
 @click.option("--reject-uncertain/--keep-uncertain", default=None, help="What to do with uncertain items.")
@@ -21,12 +25,14 @@ from provguard.errors import ProvguardError
               help="File of item keys known to be real (one per line): re-calibrate the probe threshold at "
                    "--target-fpr from their stored scores (split-conformal).")
 @click.option("--json", "as_json", is_flag=True, help="Print counts as JSON.")
-def decide(run_dir, target_fpr, policy_file, reject_uncertain, classifier_threshold, calibrate_on, as_json):
+def decide(run_dir, target_fpr, fdr, fdr_method, policy_file, reject_uncertain, classifier_threshold, calibrate_on, as_json):
     """Re-decide a run from its stored scores: no model is loaded, nothing is re-scored.
 
     \b
     Examples:
       provguard decide runs/scraped --target-fpr 1e-4
+      provguard decide runs/scraped --fdr 0.001
+      provguard decide runs/scraped --fdr off --target-fpr 1e-6
       provguard decide runs/scraped --reject-uncertain --json
       provguard decide runs/scraped --target-fpr 0.01 --calibrate-on known_real_keys.txt
     """
@@ -38,7 +44,7 @@ def decide(run_dir, target_fpr, policy_file, reject_uncertain, classifier_thresh
     keys = [k for k in Path(calibrate_on).read_text(encoding="utf-8").splitlines() if k.strip()] if calibrate_on else None
     try:
         result = redecide(run_dir, target_fpr=target_fpr, policy_file=policy_file, reject_uncertain=reject_uncertain,
-                          classifier_threshold=classifier_threshold, calibrate_on=keys)
+                          classifier_threshold=classifier_threshold, calibrate_on=keys, fdr=fdr, fdr_method=fdr_method)
         report = write_report(run_dir)
     except ProvguardError as exc:
         fail(str(exc))

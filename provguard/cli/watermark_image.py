@@ -8,7 +8,7 @@ import click
 
 from provguard.cli.common import (EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files,
                                   emit_json, fail, format_table, progress)
-from provguard.errors import InputError, ProvguardError
+from provguard.errors import InputError, NotApplicable, ProvguardError
 
 BATCH = 16  # images decoded and scored together
 
@@ -165,6 +165,9 @@ def detect(method, key, key_file, fpr, as_json, inputs):
                         wm.check_readable(img)
                         todo.append((path, img))
                         continue
+                    except NotApplicable as exc:  # fine file, too small for this method: not a failure
+                        records.append(_detect_record(path, wm.name, None, None, not_applicable=str(exc)))
+                        continue
                     except InputError as exc:
                         error = f"{path}: {exc}"
                 records.append(_detect_record(path, wm.name, None, error))
@@ -175,10 +178,12 @@ def detect(method, key, key_file, fpr, as_json, inputs):
     sys.exit(EXIT_SOME_FAILED if any(r["error"] for r in records) else EXIT_OK)
 
 
-def _detect_record(path, method, result, error) -> dict:
+def _detect_record(path, method, result, error, not_applicable: str | None = None) -> dict:
+    """One output row; ``not_applicable`` (why the method cannot read this fine file) is not an error."""
     if result is None:
         return {"path": str(path), "method": method, "detected": None, "p_value": None, "statistic": None,
-                "bits_matched": None, "bits_total": None, "payload": None, "detail": {}, "error": error}
+                "bits_matched": None, "bits_total": None, "payload": None, "detail": {}, "error": error,
+                **({"not_applicable": not_applicable} if not_applicable else {})}
     d = result.to_dict()
     return {"path": str(path), **d, "error": None}
 
@@ -197,6 +202,8 @@ def _report(records, as_json: bool, columns) -> None:
                 row.append(f"{r['p_value']:.3g}")
             elif c == "detected" and r.get("detected") is not None:
                 row.append("yes" if r["detected"] else "no")
+            elif c == "detected" and r.get("not_applicable"):
+                row.append("n/a (too small)")
             else:
                 row.append(r.get(c))
         rows.append(row)

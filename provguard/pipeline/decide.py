@@ -6,6 +6,11 @@ exact for them. The classifier's threshold stays the probe's calibrated one unle
 given, or re-calibrated (split-conformal, :mod:`provguard.detectors.calibration`) from the stored
 probe scores of items the user names as known-real.
 
+Watermark evidence is decided over the whole run when ``fdr`` is set (the default,
+:data:`~provguard.pipeline.fdr.DEFAULT_FDR`): Benjamini-Hochberg (or -Yekutieli) over every watermark
+p-value of the run gives one cutoff (:mod:`provguard.pipeline.fdr`), capped by the per-item
+``watermark_alpha``; with ``fdr=None`` the per-item ``watermark_alpha`` alone decides.
+
 Decisions (datatrove's contract: keep, or drop *with a reason*): ``synthetic`` -> ``reject``;
 an item that could not be read or decoded (and was not shown synthetic) -> verdict ``error``,
 decision ``error``; ``uncertain`` -> ``keep`` unless ``reject_uncertain``; ``real`` -> ``keep``.
@@ -13,36 +18,46 @@ decision ``error``; ``uncertain`` -> ``keep`` unless ``reject_uncertain``; ``rea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
-from provguard.detectors.evidence import NONE, REAL, SYNTHETIC, UNCERTAIN, Evidence
+from provguard.detectors.evidence import NONE, REAL, SYNTHETIC, UNCERTAIN, Evidence, is_not_applicable
 from provguard.detectors.fusion import Policy, fuse
 from provguard.errors import ProvguardError
+from provguard.pipeline.fdr import DEFAULT_FDR, check_fdr, step_up, watermark_p_values
 
 PROBE = "clip-probe"
 
 
 @dataclass
 class DecisionPolicy:
-    """Fusion policy plus what to do with uncertain items and the classifier's operating point."""
+    """Fusion policy plus what to do with uncertain items, the classifier's operating point, and the
+    run-wide false discovery rate for watermark evidence (``fdr`` in (0, 1) or None for per-item
+    ``fusion.watermark_alpha`` only; ``fdr_method`` ``"bh"`` or ``"by"``)."""
 
     fusion: Policy = field(default_factory=Policy)
     reject_uncertain: bool = False
     classifier_threshold: float | None = None
     classifier_uncertain_threshold: float | None = None
+    fdr: float | None = DEFAULT_FDR
+    fdr_method: str = "bh"
+
+    def __post_init__(self):
+        if self.fdr is not None:
+            check_fdr(self.fdr, self.fdr_method)
 
     def to_dict(self) -> dict[str, Any]:
         return {"fusion": self.fusion.to_dict(), "reject_uncertain": self.reject_uncertain,
                 "classifier_threshold": self.classifier_threshold,
-                "classifier_uncertain_threshold": self.classifier_uncertain_threshold}
+                "classifier_uncertain_threshold": self.classifier_uncertain_threshold,
+                "fdr": self.fdr, "fdr_method": self.fdr_method}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DecisionPolicy":
         return cls(Policy(**d.get("fusion", {})), d.get("reject_uncertain", False), d.get("classifier_threshold"),
-                   d.get("classifier_uncertain_threshold"))
+                   d.get("classifier_uncertain_threshold"), d.get("fdr", DEFAULT_FDR), d.get("fdr_method", "bh"))
 
 
 def _rethreshold(e: Evidence, threshold: float, uncertain: float | None) -> Evidence:
@@ -61,7 +76,8 @@ def _rethreshold(e: Evidence, threshold: float, uncertain: float | None) -> Evid
 
 def decide_one(evidence_json: str, error: str | None, ran: Sequence[str], configured: dict[str, str],
                policy: DecisionPolicy) -> dict[str, Any]:
-    """One row's ``verdict``, ``decision``, ``score``, ``reasons``, ``tier``.
+    """One row's ``verdict``, ``decision``, ``score``, ``reasons``, ``tier``, and ``not_applicable``
+    (the detectors that could not look at the item for a legitimate reason).
 
     ``configured`` maps each image/text detector name of the run to its tier, to flag rows whose
     cascade stopped before a detector that the new policy would have needed.
@@ -72,9 +88,10 @@ def decide_one(evidence_json: str, error: str | None, ran: Sequence[str], config
                     if e.detector == PROBE else e for e in evidence]
     v = fuse(evidence, policy.fusion)
     reasons = list(v.reasons)
+    skipped = sorted({e.detector for e in evidence if is_not_applicable(e)})
     if v.verdict != SYNTHETIC and error:
         return {"verdict": "error", "decision": "error", "score": v.score, "reasons": ["error:unreadable", *reasons],
-                "tier": None}
+                "tier": None, "not_applicable": skipped}
     order = policy.fusion.order
     rank = order.index(v.tier) if v.tier in order else len(order)
     missing = [n for n, tier in configured.items() if n not in ran and tier in order and order.index(tier) <= rank]
@@ -84,14 +101,37 @@ def decide_one(evidence_json: str, error: str | None, ran: Sequence[str], config
         decision = "reject"
     else:
         decision = "keep"
-    return {"verdict": v.verdict, "decision": decision, "score": v.score, "reasons": reasons, "tier": v.tier}
+    return {"verdict": v.verdict, "decision": decision, "score": v.score, "reasons": reasons, "tier": v.tier,
+            "not_applicable": skipped}
 
 
-def decide_table(scores, configured: dict[str, str], policy: DecisionPolicy) -> list[dict[str, Any]]:
-    """Decisions for every row of a score table (pyarrow) in order."""
+def watermark_cutoff(evidence_json: Sequence[str], policy: DecisionPolicy) -> tuple[DecisionPolicy, dict[str, Any]]:
+    """The policy to decide a run's rows with, and what the run card records about its watermark tests.
+
+    With ``policy.fdr`` the step-up cutoff over every watermark p-value of the run replaces the
+    per-item ``watermark_alpha`` (which caps it); without, ``watermark_alpha`` stays. The record:
+    ``{"mode": "fdr"|"per-item", "tests", "cutoff", "expected_false_discoveries", ...}``; the expected
+    number of false discoveries is ``tests * cutoff`` (an upper bound: as if no item were marked).
+    """
+    p = watermark_p_values(json.loads(blob or "[]") for blob in evidence_json)
+    alpha = policy.fusion.watermark_alpha
+    if policy.fdr is None:
+        return policy, {"mode": "per-item", "tests": len(p), "cutoff": alpha, "rejected": sum(v <= alpha for v in p),
+                        "expected_false_discoveries": len(p) * alpha}
+    r = step_up(p, policy.fdr, policy.fdr_method, cap=alpha)
+    fusion = Policy(**{**policy.fusion.to_dict(), "watermark_alpha": r.cutoff})
+    info = {"mode": "fdr", "method": r.method, "fdr": r.q, "tests": r.tests, "cutoff": r.cutoff, "cap": alpha,
+            "rejected": r.rejected, "expected_false_discoveries": r.expected_false}
+    return replace(policy, fusion=fusion), info
+
+
+def decide_table(scores, configured: dict[str, str], policy: DecisionPolicy) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Decisions for every row of a score table (pyarrow) in order, and the run's watermark-test
+    record (:func:`watermark_cutoff`)."""
     cols = scores.select(["evidence", "error", "detectors_run"]).to_pydict()
-    return [decide_one(ev, err, ran or [], configured, policy)
-            for ev, err, ran in zip(cols["evidence"], cols["error"], cols["detectors_run"])]
+    effective, tests = watermark_cutoff(cols["evidence"], policy)
+    return [decide_one(ev, err, ran or [], configured, effective)
+            for ev, err, ran in zip(cols["evidence"], cols["error"], cols["detectors_run"])], tests
 
 
 def recalibrate_probe(scores, real_keys: Sequence[str], target_fpr: float) -> dict[str, Any]:
@@ -116,9 +156,11 @@ def recalibrate_probe(scores, real_keys: Sequence[str], target_fpr: float) -> di
 
 
 def counts(decisions: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``{"verdict": {...}, "decision": {...}, "reason": {...}, "error": n}``."""
-    out: dict[str, Any] = {"verdict": {}, "decision": {}, "reason": {}}
+    """``{"verdict": {...}, "decision": {...}, "reason": {...}, "not_applicable": {detector: n}, "error": n}``."""
+    out: dict[str, Any] = {"verdict": {}, "decision": {}, "reason": {}, "not_applicable": {}}
     for d in decisions:
+        for det in d.get("not_applicable", ()):
+            out["not_applicable"][det] = out["not_applicable"].get(det, 0) + 1
         out["verdict"][d["verdict"]] = out["verdict"].get(d["verdict"], 0) + 1
         out["decision"][d["decision"]] = out["decision"].get(d["decision"], 0) + 1
         if d["decision"] == "reject" and d["reasons"]:

@@ -1,6 +1,7 @@
 """``provguard report``: one self-contained HTML page (no scripts, no network: inline SVG and data URIs).
 
-Sections: counts by verdict / decision / reason; per-detector score histograms with the decision
+Sections: counts by verdict / decision / reason / "not applicable" per detector, and how watermark
+evidence was decided across the run (cutoff, expected false discoveries); per-detector score histograms with the decision
 threshold drawn (watermarks on a ``-log10 p`` axis with the alpha line; the probe on its decision
 value with its threshold); thumbnails of rejected images grouped by reason; the error list.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from provguard.pipeline.rundir import RunDir, read_json, write_text
+from provguard.pipeline.summary import not_applicable_rows, watermark_tests_line
 
 THUMB = 128
 MAX_THUMBS_PER_REASON = 24
@@ -75,7 +77,7 @@ def thumbnail(data: bytes) -> str | None:
 
 def _histograms(rows: list[dict], card: dict) -> str:
     out = []
-    alpha = card.get("thresholds", {}).get("watermark_alpha")
+    alpha = card.get("watermark_tests", {}).get("cutoff") or card.get("thresholds", {}).get("watermark_alpha")
     for det in card.get("detectors", []):
         name = det["name"]
         if name.endswith("-watermark"):
@@ -84,6 +86,9 @@ def _histograms(rows: list[dict], card: dict) -> str:
         elif name == "clip-probe":
             vals = [r[f"{name}.score"] for r in rows if r.get(f"{name}.score") is not None]
             out.append(histogram_svg(vals, card.get("thresholds", {}).get("classifier"), f"{name}: decision value"))
+            out.append("<p>Above the line: evidence of synthesis, at the false-positive rate the probe was calibrated "
+                       "for. Below it: <em>no evidence of synthesis</em>, which is not proof of a real photo "
+                       "(a generator unlike the probe's training data passes).</p>")
     return "".join(out) or "<p>No detector produced numeric scores (metadata only).</p>"
 
 
@@ -140,7 +145,9 @@ def render_html(run: RunDir) -> str:
         f" &middot; {len(rows)} items &middot; detectors: {html.escape(', '.join(d['name'] for d in card['detectors']))}</p>",
         "<h2>Counts</h2>" + _table(sorted(c["verdict"].items()), ["verdict", "items"])
         + _table(sorted(c["decision"].items()), ["decision", "items"])
-        + (_table(sorted(c["reason"].items(), key=lambda kv: -kv[1]), ["rejected because", "items"]) if c["reason"] else ""),
+        + (_table(sorted(c["reason"].items(), key=lambda kv: -kv[1]), ["rejected because", "items"]) if c["reason"] else "")
+        + (_table(not_applicable_rows(card), ["not applicable (detector)", "items"]) if not_applicable_rows(card) else "")
+        + "".join(f"<p>{html.escape(line)}</p>" for line in (watermark_tests_line(card) or "").splitlines()),
         "<h2>Scores</h2>" + _histograms(rows, card),
         "<h2>Rejected images by reason</h2>" + _thumbnails(rows, card),
         f"<h2>Errors ({len(errors)})</h2>" + (_table(errors, ["item", "error"]) if errors else "<p>None.</p>"),

@@ -16,6 +16,7 @@ from provguard.errors import ProvguardError
 from provguard.pipeline import actions as act
 from provguard.pipeline.config import RunConfig
 from provguard.pipeline.decide import DecisionPolicy, counts, decide_table, recalibrate_probe
+from provguard.pipeline.fdr import DEFAULT_FDR
 from provguard.pipeline.manifest import build_manifest, read_manifest, write_parquet
 from provguard.pipeline.rundir import RunDir, read_json, write_json, write_text
 from provguard.pipeline.shards import ShardStore, describe
@@ -80,13 +81,13 @@ def caught_by(decisions: list[dict[str, Any]]) -> dict[str, int]:
 def finalize(run: RunDir, scores, policy: DecisionPolicy, card: dict[str, Any]) -> tuple[dict[str, Any], list[dict]]:
     """Decide, then write the manifest, the lists, the run card and the summary. Returns (card, rows)."""
     configured = {d["name"]: d["tier"] for d in card["detectors"]}
-    decisions = decide_table(scores, configured, policy)
+    decisions, tests = decide_table(scores, configured, policy)
     manifest = build_manifest(scores, decisions, list(configured))
     write_parquet(manifest, run.manifest)
     rows = manifest.select(["key", "path", "path_raw", "sha256", "verdict", "decision", "score", "reasons", "error"]).to_pylist()
     act.write_lists(run, rows)
     card = {**card, "decision": policy.to_dict(), "counts": counts(decisions), "caught_by": caught_by(decisions),
-            "run_dir": str(run.root), "manifest": str(run.manifest)}
+            "watermark_tests": tests, "run_dir": str(run.root), "manifest": str(run.manifest)}
     write_json(run.card, card)
     errors = [r for r in rows if r["error"]]
     write_text(run.summary, render(card, errors) + "\n")
@@ -107,10 +108,15 @@ def _act(run: RunDir, action: str, rows: list[dict], source, dest: str | None) -
 
 
 def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "report", resume: bool = True,
-               reject_uncertain: bool = False, dest: str | None = None,
+               reject_uncertain: bool = False, dest: str | None = None, fdr: float | None = DEFAULT_FDR,
+               fdr_method: str = "bh",
                on_total: Callable[[int], None] = lambda n: None, on_items: Callable[[int], None] = lambda n: None,
                probe_objects=None) -> FilterResult:
-    """Run (or resume) a filtering run into ``out``; see the module docstring."""
+    """Run (or resume) a filtering run into ``out``; see the module docstring.
+
+    ``fdr``/``fdr_method``: the run-wide false discovery rate for watermark evidence (None: per-item
+    ``target_fpr`` only), see :mod:`provguard.pipeline.fdr`. Decision-only: not part of the fingerprint.
+    """
     from provguard.pipeline.detector_set import build_detectors
     from provguard.pipeline.engines import get_engine
 
@@ -152,7 +158,7 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "r
             "thresholds": {"watermark_alpha": config.policy.get("watermark_alpha", config.target_fpr),
                            "classifier": (detectors.info.get("probe_calibration") or {}).get("threshold")},
             "timings": timings, "items_per_second": len(items) / wall if wall > 0 else None}
-    policy = DecisionPolicy(Policy(**config.policy), reject_uncertain)
+    policy = DecisionPolicy(Policy(**config.policy), reject_uncertain, fdr=fdr, fdr_method=fdr_method)
     card, rows = finalize(run, scores, policy, card)
     action_result = _act(run, action, rows, source, dest)
     if action_result:
@@ -163,8 +169,12 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "r
 
 def redecide(out: str | Path, *, target_fpr: float | None = None, policy_file: str | None = None,
              reject_uncertain: bool | None = None, classifier_threshold: float | None = None,
-             calibrate_on: list[str] | None = None) -> FilterResult:
-    """``provguard decide``: new verdicts and lists from the stored scores (no model is loaded)."""
+             calibrate_on: list[str] | None = None, fdr: float | None | str = "keep",
+             fdr_method: str | None = None) -> FilterResult:
+    """``provguard decide``: new verdicts and lists from the stored scores (no model is loaded).
+
+    ``fdr``: a new run-wide FDR level, None to decide watermarks per item, ``"keep"`` for the run's.
+    """
     run = RunDir(out).require()
     card = read_json(run.card)
     old = DecisionPolicy.from_dict(card.get("decision", {}))
@@ -174,7 +184,8 @@ def redecide(out: str | Path, *, target_fpr: float | None = None, policy_file: s
         Policy(**fusion.to_dict())  # validates
     policy = DecisionPolicy(fusion, old.reject_uncertain if reject_uncertain is None else reject_uncertain,
                             classifier_threshold if classifier_threshold is not None else old.classifier_threshold,
-                            old.classifier_uncertain_threshold)
+                            old.classifier_uncertain_threshold, old.fdr if fdr == "keep" else fdr,
+                            fdr_method or old.fdr_method)
     scores = read_manifest(run.manifest).select(["index", "key", "path", "path_raw", "media_type", "size", "sha256",
                                                   "error", "detectors_run", "evidence"])
     if calibrate_on:

@@ -1,4 +1,5 @@
-"""The short human summary of a run: counts by verdict, decision and reason, errors, slowest stage."""
+"""The short human summary of a run: counts by verdict, decision and reason, "not applicable" per
+detector, the run's watermark tests (cutoff, expected false discoveries), errors, slowest stage."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,6 +18,27 @@ def strip_name(key: str, error: str) -> str:
     return error[len(key) + 2:] if error.startswith(key + ": ") else error
 
 
+def watermark_tests_line(card: dict[str, Any]) -> str | None:
+    """One sentence on how watermark evidence was decided across the run (None before any decision)."""
+    t = card.get("watermark_tests")
+    if not t:
+        return None
+    how = (f"{t['method'].upper()} at FDR {t['fdr']:g} (capped at p <= {t['cap']:.3g})" if t["mode"] == "fdr"
+           else "per item")
+    line = (f"watermark tests: {t['tests']} p-values, decided {how}: cutoff p <= {t['cutoff']:.3g}, "
+            f"{t['rejected']} significant; expected false discoveries <= {t['expected_false_discoveries']:.3g}")
+    null = card.get("sd_null")
+    if null:
+        line += (f"\nSD watermark null: {null['views']:,} real-photo views (empirical p down to "
+                 f"{null['empirical_resolution']:.1e}), geometric tail beyond")
+    return line
+
+
+def not_applicable_rows(card: dict[str, Any]) -> list[list[Any]]:
+    """``[detector, items]`` for detectors that could not look at some items (too small, no text)."""
+    return sorted([k, v] for k, v in card["counts"].get("not_applicable", {}).items())
+
+
 def render(card: dict[str, Any], errors: list[dict[str, Any]] | None = None, max_errors: int = 10) -> str:
     """Plain-text summary from a run card (and the error rows, listed)."""
     c = card["counts"]
@@ -28,6 +50,12 @@ def render(card: dict[str, Any], errors: list[dict[str, Any]] | None = None, max
     if c["reason"]:
         lines += ["", format_table([[k, v] for k, v in sorted(c["reason"].items(), key=lambda kv: -kv[1])],
                                    ["rejected because", "items"])]
+    skipped = not_applicable_rows(card)
+    if skipped:
+        lines += ["", format_table(skipped, ["not applicable (detector)", "items"])]
+    tests = watermark_tests_line(card)
+    if tests:
+        lines += ["", tests]
     caught = card.get("caught_by", {})
     if caught:
         lines += ["", format_table([[k, v] for k, v in sorted(caught.items(), key=lambda kv: -kv[1])],

@@ -57,7 +57,7 @@ class ImageWatermark(abc.ABC):
         """One :class:`ImageDetection` per image, deciding at false-positive rate ``fpr``."""
 
     def check_size(self, image: np.ndarray) -> None:
-        """Raise :class:`~provguard.errors.InputError` when ``image`` is too small to embed into."""
+        """Raise :class:`~provguard.errors.NotApplicable` (an ``InputError``) when ``image`` is too small."""
         _check_min(image, self.min_size, f"the {self.name!r} watermark needs at least")
 
     def check_readable(self, image: np.ndarray) -> None:
@@ -67,12 +67,12 @@ class ImageWatermark(abc.ABC):
 
 
 def _check_min(image: np.ndarray, min_size: tuple[int, int], what: str) -> None:
-    from provguard.errors import InputError
+    from provguard.errors import NotApplicable
 
     h, w = image.shape[:2]
     if h < min_size[0] or w < min_size[1]:
-        raise InputError(f"image is {w}x{h} pixels; {what} {min_size[1]}x{min_size[0]}: "
-                         "upscale it or use another method")
+        raise NotApplicable(f"image is {w}x{h} pixels; {what} {min_size[1]}x{min_size[0]}: "
+                            "upscale it or use another method")
 
 
 def default_device() -> torch.device:
