@@ -1,15 +1,21 @@
 """Metadata scan cost per file: real photos from installed packages and files built like generator tools write them.
 
 Run: ``.venv/bin/python -m benchmarks.metadata_speed`` (about a minute on 2 CPU cores). Writes
-``benchmarks/results/metadata_speed.md``. Each figure is the best of 5 rounds of the mean over
-``--calls`` scans of the same bytes (the file is in memory: disk time is not counted), so load from
+``benchmarks/results/metadata_speed.md``. Each figure is the best of ``--rounds`` rounds of the mean
+over ``--calls`` scans of the same bytes (the file is in memory: disk time is not counted), so load from
 other jobs on a shared machine inflates it less. Real photos: the MATE nature backgrounds
 (``/usr/share/backgrounds/mate/nature``) and scikit-image's bundled data images.
+
+``--baseline DIR`` also times an older ``containers.py`` + ``metadata.py`` pair kept in ``DIR``
+(e.g. ``git show REV:detectors/metadata.py > DIR/metadata.py``), interleaved round by round with the
+current code in the same process, so both columns see the same machine load.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -53,15 +59,33 @@ def built_files() -> dict[str, bytes]:
     }
 
 
-def time_scan(data: bytes, calls: int) -> tuple[float, list[str]]:
-    """Best-of-5 mean microseconds per :func:`scan_metadata` call, and the reasons it returned."""
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(calls):
-            ev = scan_metadata(data)
-        best = min(best, (time.perf_counter() - t) / calls)
-    return best * 1e6, [e.reason for e in ev]
+def load_baseline(folder: Path):
+    """``scan_metadata`` of the ``containers.py``/``metadata.py`` pair in ``folder``, loaded beside the current one."""
+    names = [f"provguard.detectors.{m}" for m in ("containers", "metadata")]
+    saved = {n: sys.modules.get(n) for n in names}
+    try:
+        for n in names:
+            spec = importlib.util.spec_from_file_location(n, folder / f"{n.rsplit('.', 1)[1]}.py")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[n] = mod
+            spec.loader.exec_module(mod)
+        return sys.modules[names[1]].scan_metadata
+    finally:
+        for n, mod in saved.items():
+            sys.modules[n] = mod
+
+
+def time_scans(data: bytes, calls: int, fns: list, rounds: int = 7) -> tuple[list[float], list[str]]:
+    """Best-of-``rounds`` mean microseconds per call of each function in ``fns`` (rounds interleaved),
+    and the reasons the first one returned."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(calls):
+                ev = fn(data) if i else (first := fn(data))
+            best[i] = min(best[i], (time.perf_counter() - t) / calls)
+    return [b * 1e6 for b in best], [e.reason for e in first]
 
 
 def _table(header, rows):
@@ -71,24 +95,31 @@ def _table(header, rows):
 
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--calls", type=int, default=50, help="scans per timing round (default 50)")
+    ap.add_argument("--calls", type=int, default=20, help="scans per timing round (default 20)")
+    ap.add_argument("--rounds", type=int, default=7, help="timing rounds; the best is kept (default 7)")
+    ap.add_argument("--baseline", type=Path, help="folder with an older containers.py + metadata.py to time beside")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/")
     args = ap.parse_args(argv)
+    fns = [scan_metadata] + ([load_baseline(args.baseline)] if args.baseline else [])
+    header = ["file", "KB", "scan µs"] + (["baseline µs", "baseline evidence"] if args.baseline else []) + ["evidence"]
     sections = []
     for title, files in (("Real photos", real_files()), ("Files built as generator tools write them", built_files())):
-        rows, times = [], []
+        rows, times = [], [[] for _ in fns]
         for name, data in files.items():
-            us, reasons = time_scan(data, args.calls)
-            times.append(us)
-            rows.append([name, f"{len(data) / 1e3:.0f}", f"{us:.0f}", ", ".join(reasons) or "-"])
-        summary = (f"\n\n{len(times)} files: median {statistics.median(times):.0f} µs, max {max(times):.0f} µs per file."
-                   if times else "\n\n(no files found)")
-        sections.append(f"### {title}\n\n" + _table(["file", "KB", "scan µs", "evidence"], rows) + summary)
+            us, reasons = time_scans(data, args.calls, fns, args.rounds)
+            for t, u in zip(times, us):
+                t.append(u)
+            base = [f"{us[1]:.0f}", ", ".join(e.reason for e in fns[1](data)) or "-"] if args.baseline else []
+            rows.append([name, f"{len(data) / 1e3:.0f}", f"{us[0]:.0f}"] + base + [", ".join(reasons) or "-"])
+        summary = "".join(f"\n\n{label}: {len(t)} files, median {statistics.median(t):.0f} µs, max {max(t):.0f} µs per file."
+                          for label, t in zip(("current", "baseline"), times) if t)
+        sections.append(f"### {title}\n\n" + _table(header, rows) + (summary or "\n\n(no files found)"))
     text = "\n\n".join(sections) + "\n"
     print(text)
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "metadata_speed.md").write_text("<!-- written by `.venv/bin/python -m benchmarks.metadata_speed` -->\n" + text)
+        cmd = "`.venv/bin/python -m benchmarks.metadata_speed" + (" --baseline DIR`" if args.baseline else "`")
+        (RESULTS / "metadata_speed.md").write_text(f"<!-- written by {cmd} -->\n" + text)
     return text
 
 
