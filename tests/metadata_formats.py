@@ -23,6 +23,31 @@ IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 UUID = "2e3d5c1a-7f4b-4c2d-9a1e-0b6c8d9e0f12"
 
 
+# -- sample payloads, shaped as each tool writes them ---------------------------------------------
+COMFY_PROMPT = json.dumps({"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "model": ["4", 0]}},
+                           "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}}})
+COMFY_WORKFLOW = json.dumps({"last_node_id": 4, "nodes": [{"id": 3, "type": "KSampler"}], "links": []})
+FOOOCUS_JSON = json.dumps({"adm_guidance": "(1.5, 0.8, 0.3)", "base_model": "juggernautXL_v8Rundiffusion",
+                           "base_model_hash": "aeb7e9e689", "loras": [], "vae": "Default (model)", "full_prompt": ["a cat"],
+                           "full_negative_prompt": [], "guidance_scale": 4, "metadata_scheme": "fooocus", "performance": "Speed",
+                           "prompt": "a cat", "negative_prompt": "", "resolution": "(1152, 896)", "sampler": "dpmpp_2m_sde_gpu",
+                           "scheduler": "karras", "seed": "1", "sharpness": 2, "steps": 30, "version": "Fooocus v2.5.5"}, sort_keys=True)
+FOOOCUS_A1111 = ("a cat\nNegative prompt: blurry\nSteps: 30, Sampler: DPM++ 2M SDE Karras, Seed: 1, Size: 1152x896, CFG scale: 4, "
+                 "Sharpness: 2, ADM Guidance: \"(1.5, 0.8, 0.3)\", Model: juggernautXL_v8Rundiffusion, Performance: Speed, "
+                 "Scheduler: karras, Version: Fooocus v2.5.5")
+CIVITAI = A1111 + (', Civitai resources: [{"type":"checkpoint","modelVersionId":290640}], '
+                   'Civitai metadata: {"remixOfId":1}')
+SWARM = json.dumps({"sui_image_params": {"prompt": "a cat", "negativeprompt": "", "model": "OfficialStableDiffusion/sd_xl_base_1.0",
+                                         "seed": 1, "steps": 20, "cfgscale": 7, "width": 1024, "height": 1024},
+                    "sui_extra_data": {"date": "2024-05-01"}})
+EASYDIFF = {"prompt": "a cat", "negative_prompt": "blurry", "seed": "1", "use_stable_diffusion_model": "sd-v1-4",
+            "num_inference_steps": "25", "guidance_scale": "7.5", "width": "512", "height": "512", "sampler_name": "euler_a"}
+NAI_COMMENT = json.dumps({"prompt": "1girl", "steps": 28, "height": 1216, "width": 832, "scale": 5.0, "seed": 1,
+                          "n_samples": 1, "sampler": "k_euler_ancestral", "uc": "lowres", "request_type": "PromptGenerateRequest"})
+INVOKE3 = json.dumps({"generation_mode": "txt2img", "positive_prompt": "a cat", "model": {"model_name": "sd-1.5"}, "steps": 30})
+NMKD = json.dumps({"Model": "sd-v1-5", "Prompt": "a cat", "NegativePrompt": "", "Steps": 25, "Seed": 1, "Scale": 7})
+
+
 def rgb(seed: int = 0, size: int = 64, channels: int = 3) -> np.ndarray:
     """Random ``uint8`` ``(size, size, channels)`` pixels (alpha, if any, random too)."""
     return np.random.default_rng(seed).integers(0, 256, (size, size, channels), dtype=np.uint8)
