@@ -44,7 +44,9 @@ EASYDIFF = {"prompt": "a cat", "negative_prompt": "blurry", "seed": "1", "use_st
             "num_inference_steps": "25", "guidance_scale": "7.5", "width": "512", "height": "512", "sampler_name": "euler_a"}
 NAI_COMMENT = json.dumps({"prompt": "1girl", "steps": 28, "height": 1216, "width": 832, "scale": 5.0, "seed": 1,
                           "n_samples": 1, "sampler": "k_euler_ancestral", "uc": "lowres", "request_type": "PromptGenerateRequest"})
-INVOKE3 = json.dumps({"generation_mode": "txt2img", "positive_prompt": "a cat", "model": {"model_name": "sd-1.5"}, "steps": 30})
+INVOKE3 = json.dumps({"generation_mode": "txt2img", "positive_prompt": "a cat", "negative_prompt": "", "width": 512,
+                      "height": 512, "seed": 1, "cfg_scale": 7.5, "steps": 30, "scheduler": "euler",
+                      "model": {"model_name": "stable-diffusion-v1-5", "base_model": "sd-1", "model_type": "main"}})
 NMKD = json.dumps({"Model": "sd-v1-5", "Prompt": "a cat", "NegativePrompt": "", "Steps": 25, "Seed": 1, "Scale": 7})
 
 

@@ -41,6 +41,7 @@ CASES = {
     "Fooocus PNG JSON": (lambda: F.png({"parameters": F.FOOOCUS_JSON, "fooocus_scheme": "fooocus"}), "Fooocus",
                          "png-text:fooocus", "a cat"),
     "ComfyUI PNG": (lambda: F.png({"prompt": F.COMFY_PROMPT, "workflow": F.COMFY_WORKFLOW}), "ComfyUI", "png-text:comfyui", None),
+    "InvokeAI 3 invokeai_metadata": (lambda: F.png({"invokeai_metadata": F.INVOKE3}), "InvokeAI", "png-text:invokeai", "a cat"),
     "InvokeAI Dream": (lambda: F.png({"Dream": '"a cat [blurry]" -s 50 -S 42 -W 512 -H 512 -C 7.5 -A k_lms'}), "InvokeAI",
                        "png-text:invokeai", "a cat"),
 }
