@@ -10,7 +10,9 @@ Modules (each one job):
 - :mod:`~provguard.detectors.probe` — :class:`LinearProbe` (safetensors + JSON), published-head import.
 - :mod:`~provguard.detectors.calibration` — conformal threshold at a target FPR, Clopper-Pearson CI.
 - :mod:`~provguard.detectors.evaluation` — AUC, TPR@FPR, ECE, per-source, robustness curves.
-- :mod:`~provguard.detectors.containers`, :mod:`~provguard.detectors.metadata` — metadata provenance.
+- :mod:`~provguard.detectors.containers`, :mod:`~provguard.detectors.metadata` — metadata provenance;
+  :mod:`~provguard.detectors.exif` (the EXIF tags it needs), :mod:`~provguard.detectors.generators`
+  (which tool wrote a text), :mod:`~provguard.detectors.stealth` (LSB metadata in the pixels).
 - :mod:`~provguard.detectors.classifier`, :mod:`~provguard.detectors.watermarks` — detectors for fusion.
 - :mod:`~provguard.detectors.fusion` — :class:`Policy`, :func:`fuse`, the cost :func:`cascade`.
 

@@ -44,12 +44,13 @@ _FOOOCUS_KEYS = frozenset({"full_prompt", "full_negative_prompt", "base_model", 
 _EASYDIFF_KEYS = ("use_stable_diffusion_model", "Stable Diffusion model")
 _NAI_COMMENT_KEYS = frozenset({"uc", "sampler", "steps", "scale", "n_samples", "request_type", "noise_schedule"})
 #: ``(pattern, generator)``: a Software/CreatorTool/OriginatingProgram value naming an image generator.
+#: Names only: ordinary words that tools also use ("Imagen" is Spanish for "image") are left out.
 KNOWN_SOFTWARE = (
     (r"^NovelAI", "novelai"), (r"^Fooocus", "fooocus"), (r"\bComfyUI\b", "comfyui"), (r"\bInvokeAI\b", "invokeai"),
     (r"^Draw Things", "drawthings"), (r"\bDiffusionBee\b", "diffusionbee"), (r"\bMidjourney\b", "midjourney"),
     (r"\bDALL[-\u00b7 ]?E\b", "dall-e"), (r"\bAdobe Firefly\b", "adobe-firefly"), (r"\bStable Diffusion\b", "stable-diffusion"),
     (r"\bstable-diffusion-webui\b|\bAUTOMATIC1111\b", "automatic1111"), (r"\bSwarmUI\b", "swarmui"),
-    (r"\bEasy Diffusion\b", "easydiffusion"), (r"\bNMKD\b", "nmkd"), (r"\bImagen\b", "google"),
+    (r"\bEasy Diffusion\b", "easydiffusion"), (r"\bNMKD\b", "nmkd"),
     (r"\bBing Image Creator\b|\bMicrosoft Designer\b", "microsoft"), (r"\bLeonardo\.?Ai\b", "leonardo"),
     (r"\bChatGPT\b|\bOpenAI\b", "openai"))
 # one alternation, one search per value; group i names KNOWN_SOFTWARE[i]
