@@ -23,6 +23,7 @@ reason                                              verdict    strength
 ``xmp:<generator>`` / ``iptc:<generator>``
 ``stealth:<generator>``                             synthetic  medium  (LSB payload naming a generator)
 ``stealth:unrecognized``                            none       weak    (a stealth payload we cannot attribute)
+``stealth:not-checked``                             none       weak    (too many pixels to decode for it)
 ``metadata:corrupt:<what>`` / ``metadata:oversized``  none     weak    (audit only; ``detail.message``)
 =================================================  =========  ======================================
 
@@ -259,6 +260,10 @@ def stealth_evidence(data: bytes, c: Containers) -> list[Evidence]:
     found = stealth.probe(data, c.pixels) if c.format == "png" else None
     if found == []:
         return []
+    size = c.pixels.width * c.pixels.height
+    if size > stealth.MAX_DECODE_PIXELS:
+        return [_ev("stealth", NONE, "stealth:not-checked", WEAK, pixels=size,
+                    message=f"{size} pixels is more than the {stealth.MAX_DECODE_PIXELS} decoded for the stealth check")]
     pixels = stealth.decode_rgba(data)
     res = stealth.read(pixels) if pixels is not None else None
     if res is None:

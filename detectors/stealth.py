@@ -39,6 +39,7 @@ MAGIC_BITS = 15 * 8
 HEADER_BITS = MAGIC_BITS + 32
 MAX_PAYLOAD_BYTES = 16 << 20  # stored payload bytes we are willing to read out of the pixels
 MAX_TEXT_BYTES = 1 << 20      # decompressed bytes kept (gzip bombs stop here)
+MAX_DECODE_PIXELS = 40_000_000  # larger images are not decoded for the stealth check (about 160 MB RGBA)
 _BPP = {2: 3, 6: 4}           # PNG colour type -> bytes per pixel at bit depth 8
 
 

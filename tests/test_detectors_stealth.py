@@ -176,3 +176,11 @@ def test_random_pixels_carry_no_magic():
     for seed in range(20):
         for channels in (3, 4):
             assert stealth.read(F.rgb(seed, 64, channels)) is None
+
+
+def test_huge_images_are_not_decoded_for_the_stealth_check(monkeypatch):
+    monkeypatch.setattr(stealth, "MAX_DECODE_PIXELS", 100 * 100)
+    monkeypatch.setattr(stealth, "decode_rgba", lambda data: pytest.fail("pixels decoded past the cap"))
+    data = F.stealth_png(A1111, "alpha", True, size=128)  # the probe finds the magic; the decode is refused
+    ev = scan_metadata(data)
+    assert [e.reason for e in ev] == ["stealth:not-checked"] and "16384 pixels" in ev[0].detail["message"]
