@@ -81,34 +81,16 @@ def random_views(image: np.ndarray, count: int, rng: np.random.Generator, min_si
         yield np.asarray(view, dtype=np.uint8).copy()
 
 
-def pyramid_views(image: np.ndarray, count: int, rng: np.random.Generator, min_side: int = 256,
-                  max_side: int = 1024, jpeg_probability: float = 0.5, levels_per_octave: int = 4) -> Iterator[np.ndarray]:
-    """Like :func:`random_views` (crop 30-100% per side, shorter side rescaled into [min_side, max_side]
-    when that shrinks it, JPEG q60..100 4:2:0 with ``jpeg_probability``) but fast enough for 10^5 views:
-    the image is Lanczos-resized once to a pyramid (``levels_per_octave`` scales per halving) and each
-    view's scale is snapped to the nearest level at or above it, so a view costs one crop (plus the JPEG).
-    Views are uint8 RGB with both sides >= ``min_side`` (the source must be at least that big)."""
+
+def pyramid(image: np.ndarray, min_side: int = 256, levels_per_octave: int = 4) -> tuple[list[float], list[np.ndarray]]:
+    """``(scales, levels)``: ``image`` Lanczos-resized by ``2 ** (-j / levels_per_octave)`` for
+    ``j = 0, 1, ...`` while the shorter side stays >= ``min_side`` (level 0 is ``image`` itself)."""
     h, w = image.shape[:2]
     if min(h, w) < min_side:
-        raise ValueError(f"image is {w}x{h}; pyramid_views needs both sides >= min_side={min_side}")
-    src = Image.fromarray(image)
-    steps = int(np.ceil(np.log2(min(h, w) / min_side) * levels_per_octave)) + 1
+        raise ValueError(f"image is {w}x{h}; a pyramid needs both sides >= min_side={min_side}")
+    steps = int(np.floor(np.log2(min(h, w) / min_side) * levels_per_octave)) + 1
     scales = [2.0 ** (-j / levels_per_octave) for j in range(steps)]
-    pyramid = [image] + [np.asarray(src.resize((max(min_side, round(w * s)), max(min_side, round(h * s))),
-                                                Image.LANCZOS, reducing_gap=3.0), dtype=np.uint8) for s in scales[1:]]
-    for _ in range(count):
-        ch, cw = max(min_side, int(h * rng.uniform(0.3, 1.0))), max(min_side, int(w * rng.uniform(0.3, 1.0)))
-        ch, cw = min(ch, h), min(cw, w)
-        short = rng.integers(min_side, max_side + 1)
-        scale = min(1.0, max(short / min(ch, cw), min_side / min(ch, cw)))
-        level = max(j for j, s in enumerate(scales) if s >= scale - 1e-12)
-        lvl = pyramid[level]
-        lh, lw = lvl.shape[:2]
-        vh, vw = min(lh, max(min_side, round(ch * scales[level]))), min(lw, max(min_side, round(cw * scales[level])))
-        top, left = rng.integers(0, lh - vh + 1), rng.integers(0, lw - vw + 1)
-        view = lvl[top:top + vh, left:left + vw]
-        if rng.random() < jpeg_probability:
-            buf = io.BytesIO()
-            Image.fromarray(view).save(buf, format="JPEG", quality=int(rng.integers(60, 101)), subsampling=2)
-            view = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)
-        yield np.ascontiguousarray(view)
+    src = Image.fromarray(image)
+    levels = [image] + [np.asarray(src.resize((round(w * s), round(h * s)), Image.LANCZOS, reducing_gap=3.0),
+                                   dtype=np.uint8) for s in scales[1:]]
+    return scales, levels
