@@ -82,7 +82,7 @@ class ProvenanceFilter:
                            probe={"path": str(probe), "sha256": file_sha256(probe)} if probe else None,
                            policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade)
         self.config, self.detectors = config, build_detectors(config, self.key, device)
-        self.policy = DecisionPolicy(policy, reject_uncertain)
+        self.policy = DecisionPolicy(policy, reject_uncertain, fdr=None)  # batches stream: the per-item rule
         self.configured = {d.name: d.tier for d in self.detectors.image + self.detectors.text}
 
     def __call__(self, batch: Sequence[Any], kind: str = "image") -> BatchResult:
