@@ -92,10 +92,15 @@ class RunResult:
     params: ChainParams
     raw: list[dict[str, torch.Tensor]] = field(default_factory=list)
     feature_hash: str | None = None
+    n_eff_constant: torch.Tensor | None = None  # [C] n_real * E[primary distance of a real-only fit]
     final_models: list = field(default_factory=list)  # one batched model per chunk, chunks in chain order
 
     def summary(self, point: int = 0) -> list[dict]:
         """Mean/std over the replicates of ``point`` for every finished generation (the ``--json`` rows).
+
+        ``n_eff_of_mean`` is ``n_real E[D_real-only] / mean(D)`` over the chains (``D``: the primary
+        distance), with its standard error: the effective sample size of the average model, which
+        unlike the chain mean of ``n_eff`` is not inflated by a few lucky chains.
 
         Each metric is ``{"mean", "std", "chains"}`` over the chains that computed it (sample-based
         metrics: the ``--sample-metric-chains`` subsample; NaN marks the others). A metric that is
@@ -116,6 +121,12 @@ class RunResult:
                 row["filter_fpr"] = _nanmean(values["_filter_fpr"][sel])
             if cfg.filter in ("none", "idealised") and t > 1:
                 row["leak_fraction_theory"] = _pool_leak_theory(cfg, t)
+            if self.n_eff_constant is not None and "_primary" in values:
+                d = values["_primary"][sel].to(torch.float64)
+                mean = float(d.mean())
+                const = float(self.n_eff_constant[sel.to(self.n_eff_constant.device)][0])
+                se = float(d.std() / math.sqrt(d.numel())) if d.numel() > 1 else math.nan
+                row["n_eff_of_mean"] = {"value": const / mean, "se": const * se / mean ** 2}
             rows.append(row)
         return rows
 
@@ -355,6 +366,8 @@ class Engine:
                         sel = self.params.point == pt
                         n_eff_const[sel] = self.params.n_real[sel].to(torch.float64) * primary[sel].mean()
                 values["n_eff"] = n_eff_const / primary.clamp_min(1e-300)
+                values["_primary"] = primary
+                result.n_eff_constant = n_eff_const.cpu()
             result.raw.append({k: v.cpu() for k, v in values.items()})
             result.feature_hash = getattr(self.family, "feature_hash", None)
             if on_generation is not None:

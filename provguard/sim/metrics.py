@@ -5,6 +5,8 @@ All linear algebra is float64. Shapes: samples ``[C, N, d]``, means ``[C, d]``, 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -83,6 +85,8 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, torch.
     Squared distances, k-th neighbour excluding self, ball membership with ``<=``. When P = Q:
     E[density] = 1 and E[coverage] = 1 - prod_{j=1..k} (N-j)/(N+M-j) (N real, M fake).
     """
+    if real.shape[-1] == 1:
+        return _prdc_1d(real[..., 0].to(torch.float64), fake[..., 0].to(torch.float64), k)
     r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
     d_fr = sqdist(fake, real)  # [C, M, N]
     in_real_ball = d_fr <= r_real[:, None, :]
@@ -93,17 +97,50 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, torch.
     return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
 
 
+def _knn_radii_1d(xs: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`knn_radii` of sorted 1-D points ``xs [C, N]``: the k nearest others lie within k positions."""
+    n = xs.shape[1]
+    pad = torch.full((xs.shape[0], k), math.inf, dtype=xs.dtype, device=xs.device)
+    padded = torch.cat([pad, xs, pad], 1)
+    cand = torch.stack([(padded[:, k + o:k + o + n] - xs).square() for o in range(-k, k + 1) if o], -1)
+    return torch.topk(cand, k, dim=-1, largest=False).values[..., k - 1]
+
+
+def _balls_containing(centres: torch.Tensor, radii_sq: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """How many 1-D balls ``|p - c| <= sqrt(r)`` contain each point, ``[C, M]`` (centres, radii ``[C, N]``)."""
+    s = radii_sq.sqrt()
+    lo, hi = torch.sort(centres - s, 1).values, torch.sort(centres + s, 1).values
+    return torch.searchsorted(lo, points, right=True) - torch.searchsorted(hi, points, right=False)
+
+
+def _prdc_1d(real: torch.Tensor, fake: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """:func:`prdc` for 1-D samples ``[C, N]``, ``[C, M]`` by sorting (O(n log n), same definitions)."""
+    rs, fs = torch.sort(real, 1).values, torch.sort(fake, 1).values
+    r_real, r_fake = _knn_radii_1d(rs, k), _knn_radii_1d(fs, k)
+    count = _balls_containing(rs, r_real, fs)  # [C, M] real balls around each fake sample
+    precision = (count > 0).to(torch.float64).mean(1)
+    density = count.to(torch.float64).sum(1) / (k * fake.shape[1])
+    recall = (_balls_containing(fs, r_fake, rs) > 0).to(torch.float64).mean(1)
+    pos = torch.searchsorted(fs, rs)
+    left = fs.gather(1, (pos - 1).clamp_min(0))
+    right = fs.gather(1, pos.clamp_max(fs.shape[1] - 1))
+    nearest = torch.minimum((rs - left).square(), (rs - right).square())
+    coverage = (nearest <= r_real).to(torch.float64).mean(1)
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
 def kid(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Kernel inception distance: unbiased MMD^2 with the cubic kernel ``(x.y/d + 1)^3``, ``[C]`` (E = 0 when P = Q)."""
     d = real.shape[-1]
     real, fake = real.to(torch.float64), fake.to(torch.float64)
 
     def kern_sum(a, b, same: bool) -> torch.Tensor:
-        if d == 1:  # the outer product, elementwise (a K=1 batched matrix product is slow)
-            k = (a[:, :, None, 0] * b[:, None, :, 0]).add_(1.0).pow_(3)
-        else:
-            k = torch.baddbmm(torch.ones(1, 1, 1, dtype=torch.float64, device=a.device), a, b.transpose(1, 2),
-                              alpha=1.0 / d).pow_(3)
+        if d == 1:  # sum_ij (a_i b_j + 1)^3 = sum_p C(3,p) (sum_i a_i^p)(sum_j b_j^p): O(n), exact
+            x, y = a[..., 0], b[..., 0]
+            total = sum(c * (x ** p).sum(1) * (y ** p).sum(1) for p, c in enumerate((1.0, 3.0, 3.0, 1.0)))
+            return total - ((x * y + 1.0) ** 3).sum(1) if same else total
+        k = torch.baddbmm(torch.ones(1, 1, 1, dtype=torch.float64, device=a.device), a, b.transpose(1, 2),
+                          alpha=1.0 / d).pow_(3)
         total = k.sum((1, 2))
         return total - k.diagonal(dim1=1, dim2=2).sum(1) if same else total
 

@@ -117,3 +117,29 @@ def plot_phase(path: Path, grid: dict, admissible: float) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_required_recall(path: Path, payload: dict) -> None:
+    """The criterion's value against recall (mean ± SE, every evaluated point), the tolerance and the answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ev = payload["evaluations"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar([e["recall"] for e in ev], [e["value"] for e in ev], yerr=[e["se"] for e in ev], fmt="o", ms=3,
+                capsize=2, label="simulated (mean ± SE)")
+    ax.axhline(payload["tolerance"], ls="--", c="k", label=f"tolerance {payload['tolerance']:g}")
+    r = payload.get("required_recall")
+    if r is not None:
+        err = payload.get("mc_error") or 0.0
+        ax.axvspan(r - err, r + err, color="C1", alpha=0.3)
+        ax.axvline(r, c="C1", label=f"required recall {r:.4f} ± {err:.2g}")
+    ax.set_xlabel("filter recall")
+    ax.set_ylabel("leak fraction" if payload["metric"] == "leak_fraction" else f"{payload['metric']} / real-only")
+    ax.set_title(payload["criterion"], fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

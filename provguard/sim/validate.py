@@ -15,7 +15,7 @@ from provguard.sim import metrics as M
 from provguard.sim.config import SimConfig
 from provguard.sim.engine import Engine, run
 from provguard.sim.families.categorical import zipf
-from provguard.sim.families.gaussian import log_moment_law
+from provguard.sim.families.gaussian import fresh_moment_law, log_moment_law
 from provguard.sim.filters import leak_fraction
 from provguard.sim.rng import ChainStreams
 
@@ -118,6 +118,72 @@ def leak_law(chains: int) -> list[Law]:
                 float((ks / (ks + kr)).std() / math.sqrt(chains)))]
 
 
+def binomial_count_law(chains: int) -> list[Law]:
+    """Fast path: the idealised filter's kept counts are exact ``Binomial(n, 1 - rate)`` draws (mean,
+    variance and one CDF value), with no per-sample uniforms."""
+    r, f, nr, ns = 0.7, 0.2, 50, 40
+    cfg = SimConfig(loop="fresh", dim=1, n_real=nr, n_synth=ns, generations=2, filter_recall=r, filter_fpr=f,
+                    chains=chains, metrics="fast", path="stats")
+    res = run(cfg)
+    ks, kr = res.raw[1]["_kept_synth"], res.raw[1]["_kept_real"]
+    k0 = int(_stats.binom.median(ns, 1 - r))
+    return [_mean_law(f"E[kept synthetic] = n_s(1-r) (binomial, n_s={ns}, r={r})", ns * (1 - r), ks),
+            _var_law("Var[kept synthetic] = n_s r (1-r)", ns * r * (1 - r), ks),
+            _var_law(f"Var[kept real] = n_r f (1-f) (n_r={nr}, f={f})", nr * f * (1 - f), kr),
+            _mean_law(f"P(kept synthetic <= {k0}) = binomial CDF", float(_stats.binom.cdf(k0, ns, 1 - r)),
+                      (ks <= k0).to(torch.float64))]
+
+
+def fresh_fixed_point_law(chains: int, d: int = 100, n_real: int = 100, n_synth: int = 900, lam: float = 0.9,
+                          t: int = 6, recall: float = 0.0, fpr: float = 0.0) -> list[Law]:
+    """MAD's fresh-data Gaussian loop (default: d = 100, 100 real + 900 synthetic, so generation 1 is a
+    rank-deficient fit): E[tr Sigma_t]/d and E|mu_t|^2 against the exact recursion of
+    :func:`provguard.sim.families.gaussian.fresh_moment_law` (with the filter's binomial counts)."""
+    cfg = SimConfig(loop="fresh", dim=d, n_real=n_real, n_synth=n_synth, generations=t, lam=lam, chains=chains,
+                    metrics="fast", filter_recall=recall, filter_fpr=fpr)
+    res = run(cfg)
+    laws = []
+    for g in sorted({1, t}):
+        s, q = fresh_moment_law(g, n_real, n_synth, lam, "unbiased", recall, fpr)
+        tag = f"d={d} n_r={n_real} n_s={n_synth} lam={lam}" + (f" r={recall} f={fpr}" if recall or fpr else "")
+        laws += [_mean_law(f"E[tr Sigma_{g}]/d fresh loop {tag}", s, res.raw[g - 1]["trace_ratio"]),
+                 _mean_law(f"E|mu_{g}|^2 fresh loop {tag}", d * q, res.raw[g - 1]["mean_drift"] ** 2)]
+    return laws
+
+
+def required_recall_laws(chains: int) -> list[Law]:
+    """``required-recall`` (bisection over batched runs) against exact laws, within its MC error:
+
+    * leak criterion: the recall where the idealised filter's leak fraction
+      ``(1-r) n_s / ((1-f) n_r + (1-r) n_s)`` equals ``a`` is ``1 - a (1-f) n_r / ((1-a) n_s)``;
+    * diversity criterion: the recall where the steady-state ``E[tr Sigma_t]/d`` (exact recursion with
+      binomial kept counts, :func:`fresh_moment_law`) reaches ``tol`` x the real-only loop's (= 1).
+    """
+    from scipy.optimize import brentq
+
+    from provguard.sim.required import required_recall
+
+    laws = []
+    a, f, nr, ns = 0.1, 0.1, 100, 400
+    cfg = SimConfig(loop="fresh", dim=1, n_real=nr, n_synth=ns, generations=4, filter_fpr=f, chains=chains,
+                    metrics="fast")
+    ans = required_recall(cfg, "leak_fraction", a, rounds=3, grid=4)
+    laws.append(Law(f"required recall for leak <= {a} (f={f}, n_r={nr}, n_s={ns}) = 1 - a(1-f)n_r/((1-a)n_s)",
+                    1 - a * (1 - f) * nr / ((1 - a) * ns), ans.required_recall, ans.mc_error))
+    lam, tol, t, d, nr, ns, f = 0.8, 0.95, 10, 2, 50, 200, 0.05
+    cfg = SimConfig(loop="fresh", dim=d, n_real=nr, n_synth=ns, generations=t, lam=lam, filter_fpr=f,
+                    chains=chains, metrics="fast")
+    steady = range(t // 2 + 1, t + 1)
+
+    def margin(r):
+        return sum(fresh_moment_law(g, nr, ns, lam, "unbiased", r, f)[0] for g in steady) / len(steady) - tol
+
+    ans = required_recall(cfg, "trace_ratio", tol, rounds=3, grid=4)
+    laws.append(Law(f"required recall for E[tr Sigma]/d >= {tol} x real-only (lam={lam}, f={f})",
+                    brentq(margin, 0.0, 1.0, xtol=1e-10), ans.required_recall, ans.mc_error))
+    return laws
+
+
 def watermark_artifact_law(chains: int) -> list[Law]:
     """Fresh loop, lam=1, marks of strength eps on synthetic data: the model's shift along the key
     direction has the fixed point ``eps * n_s / n_r`` (each refit averages real (0) and marked model
@@ -167,6 +233,11 @@ CHECKS = (
     ("categorical diversity", categorical_laws),
     ("categorical fixation", categorical_fixation),
     ("idealised filter leak", leak_law),
+    ("idealised filter kept counts (binomial, fast path)", binomial_count_law),
+    ("fresh-loop fixed point, d=100 rank-deficient start (MAD)", lambda c: fresh_fixed_point_law(max(100, c // 10))),
+    ("fresh-loop moments with a filter (binomial counts)",
+     lambda c: fresh_fixed_point_law(c, d=3, n_real=30, n_synth=60, lam=0.8, t=6, recall=0.5, fpr=0.1)),
+    ("required recall (bisection) vs exact laws", required_recall_laws),
     ("watermark artifact inheritance", watermark_artifact_law),
     ("content filter truncation", content_truncation_law),
     ("metric sanity (P = Q)", lambda c: metric_laws(max(16, c // 50))),

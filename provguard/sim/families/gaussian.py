@@ -226,3 +226,48 @@ def log_moment_law(t: int, n: int, lam: float, estimator: str, d: int = 1) -> tu
     drift = sum(digamma(h) for h in half) + d * math.log(2.0 / big_d)
     var = sum(float(polygamma(1, h)) for h in half)
     return t * drift + (t - 1) * d * math.log(lam), t * var
+
+
+def fresh_moment_law(t: int, n_real: int, n_synth: int, lam: float, estimator: str = "unbiased",
+                     recall: float = 0.0, fpr: float = 0.0) -> tuple[float, float]:
+    """Exact ``(E[tr Sigma_t] / d, E[|mu_t|^2] / d)`` of the fresh-data loop (replace), any ``d``, real ``N(0, I)``.
+
+    Generation 1 fits the ``a`` kept real samples; each later generation pools ``a`` fresh real
+    samples and ``b`` samples of ``N(mu, lam Sigma)`` (an idealised filter keeps ``a ~ Bin(n_real,
+    1 - fpr)`` and ``b ~ Bin(n_synth, 1 - recall)``, independently every generation). With ``n = a + b``
+    and ``D = n - 1`` (unbiased) or ``n`` (MLE), conditioning on the previous model and the counts,
+
+        E[scatter] = (a - 1 + b/n) I + (b - 1 + a/n) lam Sigma + (a b / n) mu mu^T
+        E[mu' mu'^T] = (a I + b lam Sigma) / n^2 + (b / n)^2 mu mu^T,
+
+    which is linear in ``(Sigma, mu mu^T)``, so the expectations follow a 2x2 linear recursion whose
+    coefficients are averaged over the (independent) binomial counts. Holds for rank-deficient fits
+    (``n <= d``) too; assumes ``n >= 2`` almost surely. The limit ``t -> inf`` is MAD's fixed point.
+    """
+    from scipy import stats as sps
+    import numpy as np
+
+    ar = np.arange(n_real + 1, dtype=float)
+    br = np.arange(n_synth + 1, dtype=float)
+    pa = sps.binom.pmf(ar, n_real, 1.0 - fpr)
+    pb = sps.binom.pmf(br, n_synth, 1.0 - recall)
+    off = 1.0 if estimator == "unbiased" else 0.0
+
+    def expect(fn, a, b, w):
+        ok = (a + b) >= 2
+        return float((w * np.where(ok, fn(a, b, np.maximum(a + b, 2.0)), 0.0)).sum())
+
+    s = expect(lambda a, b, n: (a - 1.0) / (n - off), ar, np.zeros_like(ar), pa)
+    q = expect(lambda a, b, n: 1.0 / n, ar, np.zeros_like(ar), pa)
+    a2, b2 = np.meshgrid(ar, br, indexing="ij")
+    w2 = pa[:, None] * pb[None, :]
+    c = [expect(fn, a2, b2, w2) for fn in (
+        lambda a, b, n: (a - 1.0 + b / n) / (n - off),
+        lambda a, b, n: (b - 1.0 + a / n) * lam / (n - off),
+        lambda a, b, n: (a * b / n) / (n - off),
+        lambda a, b, n: a / n ** 2,
+        lambda a, b, n: b * lam / n ** 2,
+        lambda a, b, n: (b / n) ** 2)]
+    for _ in range(t - 1):
+        s, q = c[0] + c[1] * s + c[2] * q, c[3] + c[4] * s + c[5] * q
+    return s, q
