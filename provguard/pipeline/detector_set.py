@@ -85,6 +85,10 @@ def build_detectors(config, key=None, device: str | None = None, probe_objects=N
             raise ProvguardError(f"the {method} watermark needs a key: pass --key-file or set $PROVGUARD_KEY")
         out.image.append(TimedDetector(ImageWatermarkDetector(method, key=None if method == "sd" else key,
                                                               fpr=config.target_fpr)))
+        if method == "sd":  # the run card records the calibration behind the SD p-values
+            from provguard.watermark.image.sd import null_summary
+
+            out.info["sd_null"] = null_summary()
     if config.probe:
         from provguard.detectors.classifier import ProbeDetector, load_probe_and_tower
         from provguard.detectors.embedding import EmbeddingCache

@@ -11,9 +11,10 @@ Decoding reads ``|c| mod 36 > 18`` per block and takes a vote per bit (``mean*25
 Generators hand pixels over in different ways, so a reader tries four read-outs (uint8 | float32
 YUV maths) x (BGR | RGB channel order) and keeps the best match for each known payload. The null
 distribution of that maximum is not binomial (flat images decode to all zeros), so p-values come from
-a table calibrated on real unwatermarked photos (``watermark/data/sd_null.json``; see
-:mod:`provguard.watermark.image.sd_calibration`): conformal p = (1 + #null >= m) / (N + 1) per
-payload, Bonferroni over the payloads searched.
+a table calibrated on real unwatermarked photos (``watermark/data/sd_null.json``, built by
+:mod:`provguard.watermark.image.sd_calibration`): conformal p = (1 + #null >= m) / (N + 1) per payload
+where the table resolves it, a fitted geometric tail beyond (:mod:`provguard.watermark.image.sd_null`),
+Bonferroni over the payloads searched.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 from provguard.imaging import color
 from provguard.watermark.image import haar
 from provguard.watermark.image.base import ImageDetection, ImageWatermark, check_fpr, group_by_shape
+from provguard.watermark.image.sd_null import PayloadNull, at_least
 
 QIM_STEP = 36.0  # invisible-watermark's scale for the U channel
 MIN_PIXELS = 256 * 256  # invisible-watermark refuses r*c below this
@@ -175,15 +177,31 @@ def load_null_table() -> dict[str, Any]:
     return json.loads(text)
 
 
+@lru_cache(maxsize=1)
+def null_models() -> dict[str, PayloadNull]:
+    """Per payload, the packaged histogram with its stored tail fit."""
+    return {name: PayloadNull(np.asarray(e["counts"], dtype=np.int64), e["tail"]["start"], e["tail"]["rate"],
+                              e["tail"]["anchor"])
+            for name, e in load_null_table()["payloads"].items()}
+
+
+def null_summary() -> dict[str, Any]:
+    """What a run card records about the null: its size, the empirical resolution and the tail per payload."""
+    table = load_null_table()
+    return {"views": int(table["n"]), "empirical_resolution": 1.0 / (table["n"] + 1), "model": table["model"],
+            "tail": {name: {k: e["tail"][k] for k in ("anchor", "ratio", "anchor_p", "p_at_all_bits")}
+                     for name, e in table["payloads"].items()}}
+
+
 def conformal_p_values(null_counts: np.ndarray, matches: np.ndarray) -> np.ndarray:
-    """Finite-sample p-values ``(1 + #{null >= m}) / (N + 1)`` from a histogram of null match counts.
+    """Finite-sample p-values ``(1 + #{null >= m}) / (N + 1)`` from a histogram of null match counts
+    (no tail model: the table's resolution stops at ``1 / (N + 1)``).
 
     ``null_counts[k]`` = how many null images matched ``k`` bits; ``matches`` any integer array.
     """
-    null_counts = np.asarray(null_counts, dtype=np.int64)
-    at_least = np.concatenate([np.cumsum(null_counts[::-1])[::-1], [0]])  # at_least[k] = #null >= k
-    m = np.clip(np.asarray(matches, dtype=np.int64), 0, len(null_counts))
-    return (1.0 + at_least[m]) / (1.0 + null_counts.sum())
+    ge = at_least(null_counts)
+    m = np.clip(np.asarray(matches, dtype=np.int64), 0, len(ge) - 1)
+    return (1.0 + ge[m]) / (1.0 + ge[0])
 
 
 class SDWatermark(ImageWatermark):
@@ -205,11 +223,11 @@ class SDWatermark(ImageWatermark):
         self.payloads = tuple(payloads)
 
     def check_size(self, image: np.ndarray) -> None:
-        from provguard.errors import InputError
+        from provguard.errors import NotApplicable
 
         h, w = image.shape[:2]
         if h * w < MIN_PIXELS:
-            raise InputError(f"image is {w}x{h} pixels; the Stable Diffusion watermark needs at least "
+            raise NotApplicable(f"image is {w}x{h} pixels; the Stable Diffusion watermark needs at least "
                              f"{MIN_PIXELS:,} pixels (256x256), as invisible-watermark: it cannot be read here")
 
     def embed(self, images: Sequence[np.ndarray], payload: Any = "sdxl",
@@ -275,9 +293,8 @@ class SDWatermark(ImageWatermark):
         for img in images:
             self.check_readable(img)
         counts = self.match_counts(images)
-        table = load_null_table()
-        p_by_payload = {name: conformal_p_values(table["payloads"][name]["counts"], counts[name])
-                        for name in self.payloads}
+        table, models = load_null_table(), null_models()
+        p_by_payload = {name: models[name].p_values(counts[name]) for name in self.payloads}
         results = []
         for i in range(len(images)):
             # smallest p-value; among payloads at the same p (e.g. all at the table's floor) the one
