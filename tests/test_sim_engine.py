@@ -142,3 +142,39 @@ def test_categorical_loses_tail_tokens_unless_fresh_data():
     synth, fresh = run(SimConfig(loop="synthetic", **kw)), run(SimConfig(loop="fresh", **kw))
     assert float(synth.raw[-1]["modes_lost"].mean()) > float(synth.raw[0]["modes_lost"].mean()) + 20
     assert float(synth.raw[-1]["tail_mass"].mean()) < float(fresh.raw[-1]["tail_mass"].mean())
+
+
+@pytest.mark.parametrize("path", ["stats", "samples"])
+def test_rank_deficient_fit_is_valid_and_measured_from_its_eigenvalues(path):
+    """n = 4 samples in d = 5: rank 3, log det -inf, and W2 equal to an independent eigh computation."""
+    cfg = SimConfig(loop="fresh", dim=5, n_real=4, n_synth=0, generations=1, chains=20, metrics="fast", path=path)
+    res = run(cfg)
+    mean = res.final_models[0].mean.numpy()
+    cov = res.final_models[0].cov.numpy()
+    for c in range(cfg.chains):
+        assert np.linalg.matrix_rank(cov[c], tol=1e-10) == 3
+        ev = np.linalg.eigvalsh(cov[c])
+        ev[:2] = 0.0  # the null space of a fit on 4 points in 5-D
+        w2 = (mean[c] ** 2).sum() + ev.sum() + 5 - 2 * np.sqrt(ev).sum()
+        assert float(res.raw[0]["w2sq"][c]) == pytest.approx(w2, rel=1e-9)
+    assert bool(torch.isneginf(res.raw[0]["logdet"]).all()) and bool((res.raw[0]["rank"] == 3).all())
+    row = res.summary()[0]["metrics"]["logdet"]
+    assert row["mean"] == -np.inf and "rank-deficient" in row["note"]
+
+
+def test_rank_deficient_fast_path_matches_per_sample_path():
+    cfg = SimConfig(loop="fresh", dim=6, n_real=5, n_synth=4, generations=3, lam=0.9, chains=1500, metrics="fast")
+    for name in ("trace_ratio", "w2sq"):
+        a = _final(cfg.replace(path="stats"), name)
+        b = _final(cfg.replace(path="samples"), name)
+        assert stats.ks_2samp(a, b).pvalue > 1e-3, name
+
+
+def test_sample_metrics_run_on_a_nested_subsample_that_does_not_change_their_values():
+    cfg = SimConfig(loop="fresh", dim=2, n_real=50, n_synth=50, generations=2, chains=12, eval_samples=30)
+    small, large, every = (run(cfg.replace(sample_metric_chains=m)).raw[1] for m in (3, 7, 12))
+    f3, f7 = ~torch.isnan(small["fd"]), ~torch.isnan(large["fd"])
+    assert int(f3.sum()) == 3 and int(f7.sum()) == 7 and bool((f7 | ~f3).all())  # nested
+    assert not torch.equal(f3, torch.arange(12) < 3)  # random, not the first replicates
+    assert torch.equal(small["fd"][f3], every["fd"][f3]) and torch.equal(large["recall"][f7], every["recall"][f7])
+    assert torch.equal(small["w2sq"], every["w2sq"])  # closed-form metrics on every chain

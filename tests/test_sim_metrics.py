@@ -56,3 +56,31 @@ def test_prdc_detects_mode_collapse():
 
 def test_n_eff_inverts_the_one_over_n_law():
     assert float(M.n_eff(torch.tensor([0.01]), 2.0)) == pytest.approx(200.0)
+
+
+def test_one_dimensional_prdc_and_kid_equal_the_matrix_versions():
+    """The O(n log n) 1-D PRDC and O(n) 1-D KID against the distance-matrix code on the same points
+    embedded in 2-D (a zero second coordinate keeps every distance; sqrt(2) scaling keeps x.y/d)."""
+    s = ChainStreams(5, torch.arange(6))
+    a, b = s.normal(0, "a", (200, 1)), 0.7 * s.normal(0, "b", (150, 1)) + 0.3
+    lift = lambda x: torch.cat([x * math.sqrt(2), torch.zeros_like(x)], -1)
+    one, two = M.prdc(a, b, 5), M.prdc(lift(a), lift(b), 5)
+    for name in one:
+        assert torch.equal(one[name], two[name]), name
+    assert torch.allclose(M.kid(a, b), M.kid(lift(a), lift(b)), rtol=1e-9, atol=1e-12)
+    assert float(one["precision"].min()) < 1.0  # not a trivial case
+
+
+def test_binomial_draws_are_exact_and_batch_independent():
+    n = torch.tensor([40, 40, 7, 0, 40] * 4000)
+    p = torch.tensor([0.3, 0.3, 0.9, 0.5, 1.0] * 4000)
+    s = ChainStreams(2, torch.arange(len(n)))
+    k = s.binomial(1, "k", n, p)
+    assert torch.equal(s.subset(torch.arange(3, 9)).binomial(1, "k", n[3:9], p[3:9]), k[3:9])
+    assert bool((k[3::5] == 0).all()) and bool((k[4::5] == 40).all())
+    for sel, (nn, pp) in ((slice(0, None, 5), (40, 0.3)), (slice(2, None, 5), (7, 0.9))):
+        counts = np.bincount(k[sel].numpy(), minlength=nn + 1)
+        expected = stats.binom.pmf(np.arange(nn + 1), nn, pp) * counts.sum()
+        keep = expected > 5
+        chi2 = (((counts - expected) ** 2 / expected)[keep]).sum()
+        assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3

@@ -295,8 +295,9 @@ class Engine:
         if self.filter == "watermark":
             return self.mark.score, self.thresholds[ch.index]
         if self.filter == "probe" and gen > 1:
+            embed = None if self.mark is None else (lambda x: self.mark.embed(x, ch.params.eps))
             probe = ProbeFilter.fit(self.family, ch.model, real, ch.params.lam, ch.params.fpr, ch.streams, gen,
-                                    self.cfg.probe_train, self.cfg.probe_calibration)
+                                    self.cfg.probe_train, self.cfg.probe_calibration, embed)
             return probe.score, probe.thresholds
         return None
 

@@ -32,13 +32,17 @@ class ProbeFilter:
 
     @classmethod
     def fit(cls, family, model, real, lam: torch.Tensor, fpr: torch.Tensor, streams: ChainStreams, gen: int,
-            n_train: int, n_calibration: int) -> "ProbeFilter":
-        """Fit and calibrate the probes of the chains of ``streams`` on ``model``'s outputs (bias ``lam [C]``)."""
+            n_train: int, n_calibration: int, embed=None) -> "ProbeFilter":
+        """Fit and calibrate the probes of the chains of ``streams`` on ``model``'s outputs (bias ``lam [C]``).
+
+        ``embed(x [C, N, ...])`` marks the outputs as the generator would (watermark), or None.
+        """
         from provguard.detectors.calibration import conformal_threshold
         from provguard.detectors.probe import LinearProbe
 
         ones = torch.ones_like(lam)
-        synth = family.probe_features(family.sample(model, n_train, lam, streams, gen, "probe/synth").x).cpu().numpy()
+        synth = family.sample(model, n_train, lam, streams, gen, "probe/synth").x
+        synth = family.probe_features(synth if embed is None else embed(synth)).cpu().numpy()
         realx = family.probe_features(family.sample(real, n_train, ones, streams, gen, "probe/real").x).cpu().numpy()
         cal = family.probe_features(family.sample(real, n_calibration, ones, streams, gen, CALIBRATION_TAG).x)
         cal = cal.cpu().numpy()

@@ -173,8 +173,10 @@ class GaussianFamily(Family):
         """
         real = ctx.real
         d = self.cfg.d
-        ev = eigenvalues(model.cov)  # the one eigendecomposition per chain and generation
+        ev = eigenvalues(model.cov)  # the one eigendecomposition per chain and generation (ascending)
         rank = model.rank()
+        if d > 1:  # the d - rank null eigenvalues are exactly 0 (rounding would put sqrt(1e-16) = 1e-8 into W2)
+            ev = torch.where(torch.arange(d, device=ev.device) < (d - rank)[:, None], 0.0, ev)
         logdet = torch.log(ev.clamp_min(0.0)).sum(-1)
         out = {
             "w2sq": M.frechet_to_identity(model.mean, ev, real.mean),  # real covariance is I_d
