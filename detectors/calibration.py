@@ -74,6 +74,12 @@ class Calibration:
         d["fpr_ci"] = list(self.fpr_ci)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        """The rule stored in a probe file (extra keys such as a per-source breakdown are ignored)."""
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{**fields, "fpr_ci": tuple(fields["fpr_ci"])})
+
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """``(N,)`` scores -> ``(N,)`` array of ``"synthetic" | "uncertain" | "real"``."""
         scores = np.asarray(scores, np.float64)

@@ -54,7 +54,7 @@ class ProbeDetector:
                              "--target-fpr 0.01` first (provguard never uses an uncalibrated 0.5 threshold)")
         probe.check_backbone(tower)
         self.probe, self.tower = probe, tower
-        self.calibration = Calibration(**{**probe.calibration_, "fpr_ci": tuple(probe.calibration_["fpr_ci"])})
+        self.calibration = Calibration.from_dict(probe.calibration_)
         self.embedder = Embedder(tower, cache, batch_size)
 
     def score_batch(self, items: Sequence[Item]) -> list[list[Evidence]]:

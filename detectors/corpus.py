@@ -27,6 +27,7 @@ class CorpusImage:
     family: str
     format: str
     sha256: str
+    short_side: int = 0  # px, from the manifest's width/height (0 when absent)
 
 
 def read_corpus(folder: str | Path, verify: bool = True) -> list[CorpusImage]:
@@ -53,8 +54,9 @@ def read_corpus(folder: str | Path, verify: bool = True) -> list[CorpusImage]:
             raise InputError(f"{manifest}:{i}: {path} is missing; restore the corpus before training")
         if verify and hashlib.sha256(path.read_bytes()).hexdigest() != r["sha256"]:
             raise InputError(f"{manifest}:{i}: {path} does not match its SHA-256; the corpus was modified")
+        short = min(int(r["width"]), int(r["height"])) if r.get("width", "").isdigit() and r.get("height", "").isdigit() else 0
         out.append(CorpusImage(path, int(r["class"] == "ai"), r["source_repo"], r["generator_family"],
-                               r.get("format", ""), r["sha256"]))
+                               r.get("format", ""), r["sha256"], short))
     return out
 
 

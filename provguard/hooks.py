@@ -60,7 +60,8 @@ class ProvenanceFilter:
     Args:
         watermarks: image watermarks to check (``"sd"``, ``"provguard"``; the latter needs ``key``).
         key: secret for keyed image/text watermarks (bytes, str or :class:`~provguard.keys.SecretKey`).
-        probe: path of a calibrated probe (the CLIP classifier joins the cascade), or None.
+        probe: path of a calibrated probe (the CLIP classifier joins the cascade), ``"default"`` for the
+            probe shipped with provguard, or None (classifier off: loaders stay fast).
         text_scheme / tokenizer: text watermark scheme and tokenizer (needs ``key``), or None.
         target_fpr: false-positive rate for watermark p-values.
         reject_uncertain: drop items the evidence leaves uncertain.
@@ -75,11 +76,14 @@ class ProvenanceFilter:
         from provguard.pipeline.decide import DecisionPolicy
         from provguard.pipeline.detector_set import build_detectors
 
+        from provguard.detectors.default_probe import resolve_probe
+
         self.key = as_key(key) if key is not None else None
+        probe, probe_source = resolve_probe(probe) if probe is not None else (None, "off")
         policy = Policy(watermark_alpha=target_fpr)
         config = RunConfig(source={}, watermarks=list(watermarks), key_digest=key_digest(self.key),
                            text_watermark={"scheme": text_scheme, "tokenizer": tokenizer} if text_scheme else None,
-                           probe={"path": str(probe), "sha256": file_sha256(probe)} if probe else None,
+                           probe={"path": str(probe), "sha256": file_sha256(probe), "source": probe_source} if probe else None,
                            policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade)
         self.config, self.detectors = config, build_detectors(config, self.key, device)
         self.policy = DecisionPolicy(policy, reject_uncertain, fdr=None)  # batches stream: the per-item rule

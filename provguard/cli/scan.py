@@ -1,16 +1,12 @@
 """``provguard scan``: per-file verdicts from metadata, watermarks and (when calibrated) the CLIP probe."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from provguard.cli.common import EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files, emit_json, fail, format_table
 from provguard.errors import ProvguardError
-
-DEFAULT_PROBE_ENV = "PROVGUARD_PROBE"
-
 
 def _note(msg: str) -> None:
     click.echo(f"note: {msg}", err=True)
@@ -33,24 +29,29 @@ def _detectors(probe_path, watermarks, key_file, trust_anchors):
             dets.append(ImageWatermarkDetector(method, key=key))
         except (ImportError, OSError, ValueError, ProvguardError) as exc:
             notes.append(f"{method} watermark unavailable ({exc})")
-    source = "--probe" if probe_path else None
-    if probe_path is None and os.environ.get(DEFAULT_PROBE_ENV):
-        probe_path, source = os.environ[DEFAULT_PROBE_ENV], f"${DEFAULT_PROBE_ENV}"
+    from provguard.detectors.default_probe import resolve_probe
+
+    probe_path, source = resolve_probe(probe_path)
     if probe_path is None:
-        notes.append(f"classifier off: no --probe and no calibrated default (set ${DEFAULT_PROBE_ENV})")
+        notes.append("classifier off (--probe none)")
         return dets, notes
     from provguard.detectors.classifier import ProbeDetector, load_probe_and_tower
     from provguard.detectors.embedding import EmbeddingCache
 
     probe, tower = load_probe_and_tower(probe_path)
     if not probe.calibration_:
-        msg = f"the probe {probe_path} (from {source}) is not calibrated: run `provguard probe calibrate` first"
-        if source == "--probe":
-            raise ProvguardError(msg)
-        notes.append("classifier off: " + msg)
-        return dets, notes
+        raise ProvguardError(f"the probe {probe_path} (from {source}) is not calibrated: run `provguard probe calibrate` first")
+    notes.append(f"classifier: {'the default probe' if source == 'default' else probe_path} ({source}), "
+                 f"threshold {probe.calibration_['threshold']:.3f} at target FPR {probe.calibration_['target_fpr']:g}")
     dets.append(ProbeDetector(probe, tower, EmbeddingCache()))
     return dets, notes
+
+
+def _shown_verdict(record: dict) -> str:
+    """The verdict as a person should read it: the classifier clearing an item is no proof of a photo."""
+    if record["verdict"] == "real" and record["tier"] == "classifier":
+        return "no evidence of synthesis"
+    return record["verdict"]
 
 
 def _record(path, rel, v) -> dict:
@@ -62,8 +63,9 @@ def _record(path, rel, v) -> dict:
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--probe", "probe_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Calibrated probe file; the classifier joins at its threshold.")
+@click.option("--probe", "probe_path", default=None, metavar="FILE|none",
+              help="Calibrated probe file; 'none' turns the classifier off. Default: $PROVGUARD_PROBE, else the "
+                   "probe shipped with provguard.")
 @click.option("--watermark", "watermarks", default="sd", show_default=True,
               help="Comma-separated image watermarks to check (sd, provguard), or 'none'.")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Key for the provguard watermark.")
@@ -116,7 +118,7 @@ def scan(inputs, probe_path, watermarks, key_file, trust_anchors, policy_file, b
     if as_json:
         emit_json(records)
     else:
-        rows = [[r["name"], r["verdict"], "" if r["score"] is None else f"{r['score']:.3f}",
+        rows = [[r["name"], _shown_verdict(r), "" if r["score"] is None else f"{r['score']:.3f}",
                  ", ".join(r["reasons"][:3]) + (" ..." if len(r["reasons"]) > 3 else ""), r["error"] or ""] for r in records]
         click.echo(format_table(rows, ["file", "verdict", "score", "reasons", "error"]))
         click.echo(f"detectors: {', '.join(d.name for d in dets)}", err=True)

@@ -34,6 +34,19 @@ def watermark_tests_line(card: dict[str, Any]) -> str | None:
     return line
 
 
+def classifier_line(card: dict[str, Any]) -> str | None:
+    """Which probe ran (and why), and what its "real" means; None when the classifier was off."""
+    probe = card.get("probe")
+    if not probe:
+        return "classifier: off" if "probe" in card else None
+    cal = card.get("probe_calibration") or {}
+    which = "the default probe shipped with provguard" if probe.get("source") == "default" else probe["path"]
+    how = f" ({probe['source']})" if probe.get("source") not in (None, "default") else ""
+    at = f", threshold {cal['threshold']:.3f} at target FPR {cal['target_fpr']:g}" if cal else ""
+    return (f"classifier: {which}{how}{at}; below the threshold means no evidence of synthesis, "
+            "not proof of a real photo")
+
+
 def not_applicable_rows(card: dict[str, Any]) -> list[list[Any]]:
     """``[detector, items]`` for detectors that could not look at some items (too small, no text)."""
     return sorted([k, v] for k, v in card["counts"].get("not_applicable", {}).items())
@@ -56,6 +69,9 @@ def render(card: dict[str, Any], errors: list[dict[str, Any]] | None = None, max
     tests = watermark_tests_line(card)
     if tests:
         lines += ["", tests]
+    line = classifier_line(card)
+    if line:
+        lines += ["", line]
     caught = card.get("caught_by", {})
     if caught:
         lines += ["", format_table([[k, v] for k, v in sorted(caught.items(), key=lambda kv: -kv[1])],

@@ -31,8 +31,19 @@ class Samples:
 
 
 def take_model(model: Any, index: torch.Tensor) -> Any:
-    """The chains ``index`` of a batched model (a NamedTuple of ``[C, ...]`` tensors, ``None`` fields kept)."""
-    return type(model)(*(None if t is None else t[index] for t in model))
+    """The chains ``index`` of a batched model: a NamedTuple whose fields are ``[C, ...]`` tensors, per-chain
+    lists (one generator per chain), a chain count (``int``) or ``None`` (kept)."""
+    return type(model)(*(_take(t, index) for t in model))
+
+
+def _take(field: Any, index: torch.Tensor) -> Any:
+    if field is None or isinstance(field, torch.Tensor):
+        return None if field is None else field[index]
+    if isinstance(field, (list, tuple)):
+        return type(field)(field[i] for i in index.tolist())
+    if isinstance(field, int):
+        return int(index.numel())
+    raise TypeError(f"cannot select chains of a model field of type {type(field).__name__}")
 
 
 def count_mask(n: torch.Tensor, n_max: int) -> torch.Tensor:
