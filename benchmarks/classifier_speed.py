@@ -76,12 +76,24 @@ def main(argv=None) -> int:
     bare_rate = len(files) / (time.perf_counter() - t)
     rows.append([f"default probe's tower on the {len(files)} files, decode + preprocess + forward", f"{1000 / bare_rate:.0f}",
                  f"{bare_rate:.2f} img/s (the bare rate)"])
-    env = {**os.environ, "PROVGUARD_PROBE": "default"}
+    def fresh_cache(name: str) -> str:
+        """A cache dir with the converted models but no embeddings (so nothing is scored from the cache)."""
+        from provguard.detectors.backbones import cache_dir
+
+        d = RAW / f"cache-{name}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        for entry in cache_dir().iterdir():
+            if not entry.name.startswith("embeddings"):
+                (d / entry.name).symlink_to(entry)
+        return str(d)
+
     exe = str(Path(sys.executable).with_name("provguard"))
     for name, cmd in (("provguard scan --watermark none (default probe)", [exe, "scan", "--json", "--watermark", "none", str(folder)]),
                       ("provguard filter --watermark none (default probe)",
                        [exe, "filter", str(folder), "--out", str(RAW / "classifier-run"), "--watermark", "none"])):
         shutil.rmtree(RAW / "classifier-run", ignore_errors=True)
+        env = {**os.environ, "PROVGUARD_PROBE": "default", "PROVGUARD_CACHE": fresh_cache(cmd[1])}
         t = time.perf_counter()
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
         rate = len(files) / (time.perf_counter() - t)

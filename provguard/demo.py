@@ -165,7 +165,8 @@ def caught_table(rows: list[dict], truth: dict[str, str]) -> list[list[str]]:
             out.append([rel, what, "-", "-", "(not in manifest)"])
             continue
         reason = strip_name(rel, r["error"]) if r["error"] else (r["reasons"][0] if r["reasons"] else "")
-        out.append([rel, what, r["verdict"], r["decision"], reason[:70]])
+        cleared = r["verdict"] == "real" and reason.startswith("clip-probe:below-threshold")
+        out.append([rel, what, "no evidence" if cleared else r["verdict"], r["decision"], reason[:70]])
     return out
 
 
