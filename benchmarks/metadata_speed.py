@@ -26,18 +26,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def real_files() -> dict[str, bytes]:
-    """Real photos and images shipped by installed packages (missing ones are skipped)."""
+    """Real photos shipped by installed packages: MATE nature JPEGs (Debian) and scikit-image's data folder."""
     files = {}
     for p in sorted(Path("/usr/share/backgrounds/mate/nature").glob("*.jpg")):
         files[f"mate/{p.name}"] = p.read_bytes()
-    try:
-        import skimage
+    import skimage  # a dependency of provguard: its photos are always there
 
-        for p in sorted((Path(skimage.__file__).parent / "data").iterdir()):
-            if p.suffix in (".png", ".jpg"):
-                files[f"skimage/{p.name}"] = p.read_bytes()
-    except ImportError:
-        pass
+    for p in sorted((Path(skimage.__file__).parent / "data").iterdir()):
+        if p.suffix in (".png", ".jpg"):
+            files[f"skimage/{p.name}"] = p.read_bytes()
     return files
 
 

@@ -37,6 +37,24 @@ def test_split_photos(photo_items):
     return tiles([p for p in photo_items if split_of(p) == 1], 512)
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private ``$PROVGUARD_CACHE`` per test module (converted models, ONNX cuts, embeddings)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROVGUARD_CACHE", str(tmp_path_factory.mktemp("pgcache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Six packaged real photos as full-size uint8 RGB arrays."""
+    from provguard.imaging.io import load_image
+    from provguard.imaging.photos import require_photos
+
+    return [load_image(p.path) for p in require_photos(6)[:6]]
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / mse))

@@ -20,21 +20,6 @@ from provguard.detectors.evidence import Item, is_not_applicable
 from provguard.detectors.preprocessing import preprocess_batch
 from provguard.detectors.probe import LinearProbe, ProbeError
 from provguard.errors import InputError
-from provguard.imaging.io import load_image
-from provguard.imaging.photos import require_photos
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROVGUARD_CACHE", str(tmp_path_factory.mktemp("pgcache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def photos():
-    return [load_image(p.path) for p in require_photos(6)[:6]]
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,6 @@ from provguard.detectors.backbones import BackboneError, create_backbone
 from provguard.detectors.embedding import EmbeddingCache, Embedder
 from provguard.detectors.evidence import Item
 from provguard.detectors.preprocessing import CLIP, crop_box, preprocess_batch, resize_crop
-from provguard.imaging.io import load_image
-from provguard.imaging.photos import require_photos
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROVGUARD_CACHE", str(tmp_path_factory.mktemp("pgcache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def photos():
-    return [load_image(p.path) for p in require_photos(5)[:5]]
 
 
 @pytest.fixture(scope="module")
