@@ -17,7 +17,17 @@ Modules (each one job):
 - :mod:`.engines` — local (process pool) and Ray Data engines that run the score stage.
 - :mod:`.run` — the orchestration used by the CLI and by library callers.
 """
-from provguard.pipeline.config import RunConfig
-from provguard.pipeline.run import FilterResult, run_filter
+from __future__ import annotations
 
-__all__ = ["FilterResult", "RunConfig", "run_filter"]
+import importlib
+
+# exported lazily (PEP 562): decoding workers import :mod:`.decode` without the detectors, torch or scipy
+_EXPORTS = {"RunConfig": "provguard.pipeline.config", "FilterResult": "provguard.pipeline.run",
+            "run_filter": "provguard.pipeline.run"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
