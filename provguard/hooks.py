@@ -72,7 +72,8 @@ class ProvenanceFilter:
                  reject_uncertain: bool = False, device: str | None = None, cascade: bool = True):
         from provguard.detectors.fusion import Policy
         from provguard.keys import as_key
-        from provguard.pipeline.config import RunConfig, file_sha256, key_digest
+        from provguard.hashing import file_sha256
+        from provguard.pipeline.config import RunConfig, key_digest
         from provguard.pipeline.decide import DecisionPolicy
         from provguard.pipeline.detector_set import build_detectors
 

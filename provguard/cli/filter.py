@@ -38,7 +38,8 @@ def build_config(source, *, probe, watermarks, key, text_watermark, tokenizer, t
                  target_fpr, cascade, shard_size, batch_size, workers, device, engine):
     """A :class:`RunConfig` from command-line values; returns ``(config, notes)``."""
     from provguard.detectors.fusion import Policy
-    from provguard.pipeline.config import RunConfig, file_sha256, key_digest
+    from provguard.hashing import file_sha256
+    from provguard.pipeline.config import RunConfig, key_digest
 
     notes: list[str] = []
     policy = Policy.from_file(policy_file) if policy_file else Policy()

@@ -10,7 +10,6 @@ the source folder. Actions apply only to file-backed sources (folder trees).
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -19,18 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from provguard.errors import ProvguardError
+from provguard.hashing import file_sha256
 from provguard.pipeline.rundir import RunDir, write_text
 
 ACTIONS = ("report", "copy-kept", "move-rejected")
 _LINE = re.compile(r"#line=\d+$")  # one line of a jsonl file: the file is shared, never moved for one line
-
-
-def _sha256(path: bytes) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_lists(run: RunDir, rows: list[dict[str, Any]]) -> None:
@@ -61,7 +53,7 @@ def _move(src: bytes, dst: bytes, sha256: str) -> None:
             raise
     tmp = dst + b".partial"
     shutil.copy2(src, tmp)
-    if _sha256(tmp) != sha256:
+    if file_sha256(tmp) != sha256:
         os.unlink(tmp)
         raise ProvguardError(f"copy of {os.fsdecode(src)!r} does not match; the original was left in place")
     os.rename(tmp, dst)
@@ -133,7 +125,7 @@ def move_rejected(run: RunDir, rows: list[dict[str, Any]], source_root: str) -> 
         if state.get(r["key"], {}).get("op") == "moved":
             already += 1
             continue
-        if not os.path.isfile(r["path_raw"]) or _sha256(r["path_raw"]) != r["sha256"]:
+        if not os.path.isfile(r["path_raw"]) or file_sha256(r["path_raw"]) != r["sha256"]:
             changed += 1
             continue
         rel = _rel(r["path_raw"], root)
@@ -169,7 +161,7 @@ def restore(run: RunDir, source_root: str) -> dict[str, int]:
         if os.path.lexists(src):
             blocked += 1
             continue
-        if _sha256(held) != sha:
+        if file_sha256(held) != sha:
             raise ProvguardError(f"quarantined copy of {key!r} does not match its recorded SHA-256; left in place")
         _move(held, src, sha)
         journal.append({"key": key, "op": "restored"})

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from provguard import __version__
@@ -24,17 +23,6 @@ def key_digest(key) -> str | None:
     if key is None:
         return None
     return hmac.new(b"provguard-run-key-digest", bytes(key), hashlib.sha256).hexdigest()[:16]
-
-
-def file_sha256(path: str | Path | None) -> str | None:
-    """SHA-256 of a file (probe, trust anchors), or None."""
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

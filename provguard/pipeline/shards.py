@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from provguard.errors import ProvguardError
+from provguard.hashing import file_sha256
 from provguard.pipeline.items import SourceItem
 from provguard.pipeline.manifest import write_parquet
 from provguard.pipeline.rundir import RunDir, read_json, write_json
@@ -25,10 +26,6 @@ from provguard.pipeline.rundir import RunDir, read_json, write_json
 PLAN_SCHEMA = pa.schema([("index", pa.int64()), ("key", pa.string()), ("media_type", pa.string()),
                          ("locator", pa.string()), ("size", pa.int64()), ("path_raw", pa.binary()),
                          ("error", pa.string())])
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class ShardStore:
@@ -71,7 +68,7 @@ class ShardStore:
             m = read_json(marker)
         except ProvguardError:
             return False
-        return m.get("fingerprint") == self.fingerprint and m.get("sha256") == _sha256(data)
+        return m.get("fingerprint") == self.fingerprint and m.get("sha256") == file_sha256(data)
 
     def pending(self, items: list[SourceItem]) -> list[tuple[int, list[SourceItem]]]:
         return [(s, chunk) for s, chunk in self.split(items) if not self.is_done(s)]
@@ -81,7 +78,7 @@ class ShardStore:
         self.run.shards.mkdir(parents=True, exist_ok=True)
         data, marker = self._paths(shard)
         write_parquet(table, data)
-        write_json(marker, {"rows": table.num_rows, "sha256": _sha256(data), "fingerprint": self.fingerprint,
+        write_json(marker, {"rows": table.num_rows, "sha256": file_sha256(data), "fingerprint": self.fingerprint,
                             "timings": timings})
 
     def timings(self, n_items: int) -> dict[str, float]:

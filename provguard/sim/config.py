@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from scipy import stats as _stats
 
-from provguard.errors import ProvguardError
+from provguard.errors import BadArgument
 
 LOOPS = ("fresh", "synthetic", "augment")
 MODELS = ("gaussian", "gmm", "categorical", "ddpm")
@@ -26,7 +26,7 @@ PER_CHAIN = {"filter-recall": "filter_recall", "filter-fpr": "filter_fpr", "n-sy
              "n-real": "n_real", "lambda": "lam", "watermark-strength": "watermark_strength"}
 
 
-class ConfigError(ProvguardError):
+class ConfigError(BadArgument):
     """An impossible or unsafe simulation setting; the message says which option to change."""
 
 

@@ -13,9 +13,10 @@ from typing import Callable
 
 import torch
 
+from provguard.devices import pick_device
 from provguard.sim import config as C
 from provguard.sim.families import create_family
-from provguard.sim.families.base import EvalContext, Samples, count_mask, take_model
+from provguard.sim.families.base import EvalContext, count_mask, take_model
 from provguard.sim.filters import conformal_threshold, idealised_keep, leak_fraction, threshold_keep
 from provguard.sim.loops import Pool, adds_fresh_real
 from provguard.sim.probe_filter import ProbeFilter
@@ -40,17 +41,6 @@ def sample_metric_replicates(seed: int, replicates: int, n: int) -> torch.Tensor
     chosen = torch.zeros(replicates, dtype=torch.bool)
     chosen[torch.argsort(keys[:, 0])[:n]] = True
     return chosen
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a :class:`ConfigError`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise C.ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise C.ConfigError(f"--device must be auto, cpu or cuda (got {name!r})")
-    return torch.device(name)
 
 
 @dataclass
@@ -199,7 +189,7 @@ class Engine:
         self.cfg = points[0]
         kinds = {p.filter for p in points}
         self.filter = "idealised" if "idealised" in kinds else self.cfg.filter
-        self.device = resolve_device(self.cfg.device)
+        self.device = pick_device(self.cfg.device)
         self.family = create_family(self.cfg, self.device)
         self.params = ChainParams.build(points, self.device)
         self.stats_path = self.family.has_stats_path and self.cfg.path != "samples" and \

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from provguard.devices import pick_device
+
 
 @dataclass
 class ImageDetection:
@@ -46,7 +48,7 @@ class ImageWatermark(abc.ABC):
     min_size: tuple[int, int] = (1, 1)
 
     def __init__(self, device: str | torch.device | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device) if device is not None else pick_device()
 
     @abc.abstractmethod
     def embed(self, images: Sequence[np.ndarray], payload: Any = None) -> list[np.ndarray]:
@@ -73,11 +75,6 @@ def _check_min(image: np.ndarray, min_size: tuple[int, int], what: str) -> None:
     if h < min_size[0] or w < min_size[1]:
         raise NotApplicable(f"image is {w}x{h} pixels; {what} {min_size[1]}x{min_size[0]}: "
                             "upscale it or use another method")
-
-
-def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def check_fpr(fpr: float) -> float:

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from provguard.devices import pick_device
 from provguard.errors import ProvguardError
 
 # bundled name -> (python package holding the file, file name)
@@ -191,7 +192,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, dtype
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = _materialise(resolve_source(name_or_path), with_model=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or pick_device()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location)
         model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype or torch.float32)
