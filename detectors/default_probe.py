@@ -121,7 +121,7 @@ def build_default_probe(corpus: str | Path, output: str | Path = DEFAULT_PROBE,
                        "n_images": int(train.sum()), "recipe": RECIPE, "calibration_repos": list(CALIBRATION_REPOS),
                        "augmentation": _augmentation_card(), "cross_validation": cv}
     probe.save(output)
-    write_data_card(images, probe, Path(corpus))
+    write_data_card(images, probe, Path(corpus), Path(output).with_suffix(".md"))  # beside the probe file
     return probe.metadata()
 
 
