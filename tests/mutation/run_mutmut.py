@@ -50,6 +50,8 @@ MODULES: dict[str, list[str]] = {
         _NULL + "test_text_p_values_are_uniform_under_the_null"],
     "provguard/watermark/text/detector.py": [
         "tests/test_text_detector.py", _NULL + "test_text_p_values_are_uniform_under_the_null"],
+    "provguard/detectors/calibration.py": ["tests/test_detectors_calibration.py",
+                                           "tests/test_detectors_calibration_exact.py"],
     "provguard/detectors/fusion.py": ["tests/test_detectors_fusion.py", "tests/test_pipeline_units.py"],
     "provguard/pipeline/decide.py": ["tests/test_pipeline_units.py", "tests/test_detectors_fusion.py"],
     "provguard/pipeline/shards.py": ["tests/test_pipeline_units.py"],
