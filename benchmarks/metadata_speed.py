@@ -80,7 +80,10 @@ def time_scans(data: bytes, calls: int, fns: list, rounds: int = 7) -> tuple[lis
         for i, fn in enumerate(fns):
             t = time.perf_counter()
             for _ in range(calls):
-                ev = fn(data) if i else (first := fn(data))
+                if i:
+                    fn(data)
+                else:
+                    first = fn(data)
             best[i] = min(best[i], (time.perf_counter() - t) / calls)
     return [b * 1e6 for b in best], [e.reason for e in first]
 

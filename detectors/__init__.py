@@ -16,5 +16,29 @@ Modules (each one job):
 - :mod:`~provguard.detectors.classifier`, :mod:`~provguard.detectors.watermarks` — detectors for fusion.
 - :mod:`~provguard.detectors.fusion` — :class:`Policy`, :func:`fuse`, the cost :func:`cascade`.
 
-Nothing heavy is imported here: ``import provguard.detectors`` is free.
+Nothing heavy is imported here: ``import provguard.detectors`` is free; the public API below is
+exported lazily (PEP 562), each name loading its module on first use.
 """
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Evidence": "evidence", "Item": "evidence", "Detector": "evidence",
+    "Policy": "fusion", "Verdict": "fusion", "fuse": "fusion", "cascade": "fusion",
+    "MetadataDetector": "metadata", "ImageWatermarkDetector": "watermarks", "TextWatermarkAdapter": "watermarks",
+    "ProbeDetector": "classifier", "load_probe_and_tower": "classifier",
+    "LinearProbe": "probe", "create_backbone": "backbones", "list_backbones": "backbones",
+    "calibrate": "calibration", "resolve_probe": "default_probe",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"provguard.detectors.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

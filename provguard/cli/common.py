@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import click
+
+from provguard.errors import BadArgument, ProvguardError
 
 from provguard.formatting import format_table, to_json  # noqa: F401  (re-exported)
 from provguard.imaging.io import IMAGE_SUFFIXES  # noqa: F401  (re-exported)
@@ -15,6 +18,11 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FATAL = 3
+
+#: library parameter names -> the flags that set them (how a :class:`BadArgument` reads on the command line)
+FLAGS = {"device": "--device", "key": "--key-file", "watermarks": "--watermark", "text_watermark": "--text-watermark",
+         "tokenizer": "--tokenizer", "probe": "--probe", "policy": "--policy", "target_fpr": "--target-fpr",
+         "engine": "--engine", "fmt": "--format", "source": "SOURCE", "trust_anchors": "--trust-anchors"}
 
 
 def discover_files(inputs: Sequence[str], suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
@@ -79,3 +87,21 @@ def fail(message: str, code: int = EXIT_FATAL) -> None:
     """Print ``error: message`` on stderr and exit with ``code``."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+@contextmanager
+def user_errors(cleanup: Callable[[], None] = lambda: None, fatal: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """The command line's one translation of library errors into a message and an exit code.
+
+    :class:`~provguard.errors.BadArgument` exits 2 (usage) with its parameter spelled as the flag
+    (:data:`FLAGS`); any other :class:`~provguard.errors.ProvguardError`, and the ``fatal`` types, exit 3.
+    ``cleanup`` runs first (e.g. closing a progress bar).
+    """
+    try:
+        yield
+    except BadArgument as exc:
+        cleanup()
+        fail(exc.message_for(FLAGS), EXIT_USAGE)
+    except (ProvguardError, *fatal) as exc:
+        cleanup()
+        fail(str(exc), EXIT_FATAL)

@@ -7,8 +7,7 @@ import click
 import numpy as np
 
 from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, IMAGE_SUFFIXES, discover_files, emit_json,
-                                  fail, format_table, progress)
-from provguard.errors import ProvguardError
+                                  fail, format_table, progress, user_errors)
 
 
 def _embed_dirs(tower, dirs, show_progress: bool, label: str):
@@ -41,15 +40,13 @@ def _finish(payload: dict, as_json: bool, table: str, failed: list) -> None:
 
 
 def _guard(fn):
-    """Turn provguard errors into ``error: ...`` and exit code 3."""
+    """Run ``fn`` under :func:`~provguard.cli.common.user_errors` (``error: ...`` and exit code 2 or 3)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with user_errors():
             return fn(*args, **kwargs)
-        except ProvguardError as exc:
-            fail(str(exc))
     return wrapper
 
 

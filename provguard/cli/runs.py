@@ -5,8 +5,7 @@ import sys
 
 import click
 
-from provguard.cli.common import EXIT_FATAL, EXIT_OK, FdrLevel, emit_json, fail
-from provguard.errors import ProvguardError
+from provguard.cli.common import EXIT_OK, FdrLevel, emit_json, user_errors
 
 
 @click.command("decide")
@@ -42,12 +41,10 @@ def decide(run_dir, target_fpr, fdr, fdr_method, policy_file, reject_uncertain, 
     from provguard.pipeline.run import redecide
 
     keys = [k for k in Path(calibrate_on).read_text(encoding="utf-8").splitlines() if k.strip()] if calibrate_on else None
-    try:
+    with user_errors():
         result = redecide(run_dir, target_fpr=target_fpr, policy_file=policy_file, reject_uncertain=reject_uncertain,
                           classifier_threshold=classifier_threshold, calibrate_on=keys, fdr=fdr, fdr_method=fdr_method)
         report = write_report(run_dir)
-    except ProvguardError as exc:
-        fail(str(exc))
     if as_json:
         emit_json({**result.to_json(), "report": str(report)})
     else:
@@ -68,10 +65,8 @@ def restore(run_dir, as_json):
     """
     from provguard.pipeline.run import restore_run
 
-    try:
+    with user_errors():
         result = restore_run(run_dir)
-    except ProvguardError as exc:
-        fail(str(exc), EXIT_FATAL)
     if as_json:
         emit_json(result)
     else:
@@ -90,7 +85,5 @@ def report(run_dir):
     """
     from provguard.pipeline.report import write_report
 
-    try:
+    with user_errors():
         click.echo(write_report(run_dir))
-    except ProvguardError as exc:
-        fail(str(exc))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from provguard.cli.common import EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, emit_json, fail, format_table
+from provguard.cli.common import (EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, emit_json, fail, format_table,
+                                  user_errors)
 
 
 def _sim_options(fn):
@@ -275,20 +276,19 @@ def simulate(ctx, out, as_json, filter_from, filter_at_fpr, **kw):
 
     writer = _Writer(out)
     try:
-        cfg = _config(kw)
-        op = None
-        if filter_from is not None:
-            if kw["filter_recall"] or kw["filter_fpr"] or kw["filter_kind"] not in (None, "idealised"):
-                raise ConfigError("--filter-from sets the filter's recall and FPR from your evaluation: drop "
-                                  "--filter-recall, --filter-fpr and --filter")
-            from provguard.sim.operating_point import read_operating_point
+        with user_errors():
+            cfg = _config(kw)
+            op = None
+            if filter_from is not None:
+                if kw["filter_recall"] or kw["filter_fpr"] or kw["filter_kind"] not in (None, "idealised"):
+                    raise ConfigError("--filter-from sets the filter's recall and FPR from your evaluation: drop "
+                                      "--filter-recall, --filter-fpr and --filter")
+                from provguard.sim.operating_point import read_operating_point
 
-            op = read_operating_point(filter_from, filter_at_fpr)
-        elif filter_at_fpr is not None:
-            raise ConfigError("--filter-at-fpr only applies with --filter-from")
-        state = _run_main(cfg, writer, op)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+                op = read_operating_point(filter_from, filter_at_fpr)
+            elif filter_at_fpr is not None:
+                raise ConfigError("--filter-at-fpr only applies with --filter-from")
+            state = _run_main(cfg, writer, op)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished generations are in {out}" if out else "\ninterrupted", err=True)
         sys.exit(EXIT_SOME_FAILED)
@@ -325,22 +325,20 @@ def sweep_cmd(vary, admissible, out, as_json, **kw):
       provguard simulate sweep --vary filter-recall=0,0.5,0.9,0.99 --vary n-synth=100,400,1600 --out runs/phase
     """
     from provguard.sim import report
-    from provguard.sim.config import ConfigError
     from provguard.sim.sweep import parse_vary, run_sweep
 
     try:
-        grid_vary = parse_vary(list(vary))
-        cfg = _config(kw)
-        n_points = 1
-        for v in grid_vary.values():
-            n_points *= len(v)
-        bar = _progress(cfg.generations, "sweep")
-        try:
-            result, grid = run_sweep(cfg, grid_vary, progress=bar.update)
-        finally:
-            bar.close()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        with user_errors():
+            grid_vary = parse_vary(list(vary))
+            cfg = _config(kw)
+            n_points = 1
+            for v in grid_vary.values():
+                n_points *= len(v)
+            bar = _progress(cfg.generations, "sweep")
+            try:
+                result, grid = run_sweep(cfg, grid_vary, progress=bar.update)
+            finally:
+                bar.close()
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(EXIT_SOME_FAILED)
@@ -393,21 +391,19 @@ def required_recall_cmd(metric, tolerance, rounds, grid, out, as_json, **kw):
       provguard simulate required-recall --metric leak_fraction --tolerance 0.05 --n-synth 4000 --json
     """
     from provguard.sim import report
-    from provguard.sim.config import ConfigError
     from provguard.sim.required import required_recall
 
     kw.pop("filter_recall")
     if kw.get("filter_kind") not in (None, "idealised"):
         fail("required-recall searches over an idealised filter's recall: drop --filter", EXIT_USAGE)
     try:
-        cfg = _config({**kw, "metrics": "fast", "filter_kind": "idealised"})
-        bar = _progress(cfg.generations * rounds, "required-recall")
-        try:
-            ans = required_recall(cfg, metric, tolerance, rounds=rounds, grid=grid, progress=bar.update)
-        finally:
-            bar.close()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        with user_errors():
+            cfg = _config({**kw, "metrics": "fast", "filter_kind": "idealised"})
+            bar = _progress(cfg.generations * rounds, "required-recall")
+            try:
+                ans = required_recall(cfg, metric, tolerance, rounds=rounds, grid=grid, progress=bar.update)
+            finally:
+                bar.close()
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(EXIT_SOME_FAILED)

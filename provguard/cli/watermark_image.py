@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from provguard.cli.common import (EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files,
-                                  emit_json, fail, format_table, progress)
+from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files,
+                                  emit_json, fail, format_table, progress, user_errors)
 from provguard.errors import InputError, NotApplicable, ProvguardError
 
 BATCH = 16  # images decoded and scored together
@@ -64,7 +64,7 @@ def embed(method, key, key_file, payload, strength, sd_pipeline, out_dir, overwr
     from provguard.keys import resolve_key
     from provguard.watermark.image import create_image_watermark
 
-    try:
+    with user_errors(fatal=(ValueError,)):
         if method == "provguard":
             wm = create_image_watermark("provguard", key=resolve_key(key, key_file), target_psnr=strength)
             options = {"payload": payload}
@@ -76,8 +76,6 @@ def embed(method, key, key_file, payload, strength, sd_pipeline, out_dir, overwr
             payload_to_bits(payload)  # validate once, before any work
         elif options["payload"] not in ("sdxl", "sd1", "sd2"):
             raise ProvguardError(f"--payload {payload!r} is not an SD payload: use sdxl, sd1 or sd2")
-    except (ProvguardError, ValueError) as exc:
-        fail(str(exc))
     files = discover_files(inputs, IMAGE_SUFFIXES)
     if not files:
         fail("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
@@ -138,7 +136,7 @@ def detect(method, key, key_file, fpr, as_json, inputs):
     from provguard.watermark.image import create_image_watermark
     from provguard.watermark.image.base import check_fpr
 
-    try:
+    with user_errors(fatal=(ValueError,)):
         check_fpr(fpr)
         detectors = []
         if method in ("sd", "all"):
@@ -150,8 +148,6 @@ def detect(method, key, key_file, fpr, as_json, inputs):
             else:
                 click.echo("note: no key given, so only the public sd watermark is checked "
                            "(pass --key/--key-file or set $PROVGUARD_KEY for provguard)", err=True)
-    except (ProvguardError, ValueError) as exc:
-        fail(str(exc))
     files = discover_files(inputs, IMAGE_SUFFIXES)
     if not files:
         fail("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from provguard.cli.common import (EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, discover_files, emit_json, fail,
-                                  format_table, progress)
-from provguard.errors import ProvguardError
+from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, discover_files, emit_json, fail, format_table, progress,
+                                  user_errors)
 from provguard.keys import resolve_key
 
 _SCHEME_HELP = ("green-list scheme: provguard-lefthash / provguard-selfhash (any secret key), or "
@@ -98,7 +97,7 @@ def generate(model_ref, key, key_file, scheme, gamma, context_width, vocab_size,
             prompts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not prompts:
         raise click.UsageError("give at least one --prompt or a --prompts-file")
-    try:
+    with user_errors():
         secret = resolve_key(key, key_file)
         model, tokenizer = load_model(model_ref, device=device)
         if next(model.parameters()).device.type == "cpu":
@@ -108,8 +107,6 @@ def generate(model_ref, key, key_file, scheme, gamma, context_width, vocab_size,
         outputs = run_generation(model, tokenizer, prompts, wm, delta=delta, max_new_tokens=max_new_tokens,
                                  batch_size=batch_size, do_sample=not greedy, temperature=temperature,
                                  top_k=top_k, top_p=top_p, seed=seed, chat=chat)
-    except ProvguardError as exc:
-        fail(str(exc))
     if as_json:
         emit_json([{"prompt": g.prompt, "text": g.text, "tokens": len(g.token_ids), "scheme": wm.name}
                    for g in outputs])
@@ -194,12 +191,10 @@ def detect_text(inputs, tokenizer_ref, key, key_file, scheme, gamma, context_wid
     files = discover_files(inputs, TEXT_SUFFIXES)
     if not files:
         fail("no .txt, .md or .jsonl files found in the given inputs")
-    try:
+    with user_errors():
         secret = resolve_key(key, key_file)
         tokenizer = load_tokenizer(tokenizer_ref)
         wm = _build_scheme(scheme, secret, gamma, context_width, vocab_size, tokenizer_ref, tokenizer)
-    except ProvguardError as exc:
-        fail(str(exc), EXIT_FATAL)
     detector = TextWatermarkDetector(tokenizer, wm, fpr=fpr, ignore_repeated_ngrams=ignore_repeated_ngrams,
                                      normalize=normalize, find_spans=find_spans, min_span_tokens=min_span_tokens)
     records: list[dict] = []

@@ -34,15 +34,6 @@ def load_reduced(image: PackagedImage, max_side: int = 2048) -> np.ndarray:
     return load_image(image.path)
 
 
-def square_tile(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre square of ``image`` resized to ``size`` x ``size`` (Lanczos): uint8 ``(size, size, 3)``."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    img = Image.fromarray(image[top:top + s, left:left + s])
-    return np.asarray(img.resize((size, size), Image.LANCZOS), dtype=np.uint8).copy()
-
-
 def tiles(images: Sequence[PackagedImage], size: int = 512, per_image: int = 1,
           max_side: int = 2048) -> list[np.ndarray]:
     """``per_image`` square tiles per photo: the centre tile first, then corner-ward crops."""

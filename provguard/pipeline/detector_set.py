@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from provguard.detectors.evidence import Evidence, Item
-from provguard.errors import ProvguardError
+from provguard.errors import BadArgument, ProvguardError
 
 
 class TimedDetector:
@@ -36,7 +36,6 @@ class DetectorSet:
 
     image: list[TimedDetector] = field(default_factory=list)
     text: list[TimedDetector] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,29 +43,28 @@ class DetectorSet:
         """Whether any image detector decodes pixels (otherwise decoding is skipped)."""
         return any(d.name != "metadata" for d in self.image)
 
-    def names(self) -> list[str]:
-        return [d.name for d in self.image + self.text]
-
     def timings(self) -> dict[str, float]:
         return {d.name: d.seconds for d in self.image + self.text}
 
 
-def _text_detector(spec: dict, key):
-    from provguard.detectors.watermarks import TextWatermarkDetector as Adapter
+def _text_detector(spec, key, fpr: float):
+    """The text-watermark detector for a :class:`~provguard.pipeline.config.TextWatermarkSpec`."""
+    from provguard.detectors.watermarks import TextWatermarkAdapter
     from provguard.watermark.text import TextWatermarkDetector, create_scheme, load_tokenizer
 
-    tokenizer = load_tokenizer(spec["tokenizer"])
+    tokenizer = load_tokenizer(spec.tokenizer)
     vocab = None
-    if spec["scheme"].startswith("transformers"):
+    if spec.scheme.startswith("transformers"):
         from provguard.watermark.text import load_vocab_size
 
-        vocab = load_vocab_size(spec["tokenizer"], tokenizer)
-    scheme = create_scheme(spec["scheme"], key, spec.get("gamma", 0.25), spec.get("context_width", 1), vocab)
-    return Adapter(TextWatermarkDetector(tokenizer, scheme, fpr=spec["fpr"]), method="text")
+        vocab = load_vocab_size(spec.tokenizer, tokenizer)
+    scheme = create_scheme(spec.scheme, key, spec.gamma, spec.context_width, vocab)
+    return TextWatermarkAdapter(TextWatermarkDetector(tokenizer, scheme, fpr=fpr), method="text")
 
 
 def build_detectors(config, key=None, device: str | None = None, probe_objects=None) -> DetectorSet:
-    """Detectors for ``config``; ``key`` is the secret for keyed watermarks (checked against the config).
+    """Detectors for ``config`` (a :class:`~provguard.pipeline.config.RunConfig`); ``key`` is the secret
+    for keyed watermarks, checked against ``config.key_digest`` (ignored when the config needs none).
 
     ``probe_objects`` = ``(probe, tower)`` already loaded (used by hooks that keep a model warm).
     Raises :class:`ProvguardError` when something the config asks for cannot be built.
@@ -74,17 +72,18 @@ def build_detectors(config, key=None, device: str | None = None, probe_objects=N
     from provguard.detectors.metadata import MetadataDetector
     from provguard.detectors.watermarks import ImageWatermarkDetector
     from provguard.pipeline.config import key_digest
+    from provguard.watermark.image import needs_key
 
+    key = key if config.key_digest else None
     if key_digest(key) != config.key_digest:
         raise ProvguardError("the key given is not the key this run was started with (its digest differs)")
     out = DetectorSet()
-    anchors = config.trust_anchors["path"] if config.trust_anchors else None
-    out.image.append(TimedDetector(MetadataDetector(anchors)))
+    out.image.append(TimedDetector(MetadataDetector(config.trust_anchors.path if config.trust_anchors else None)))
     for method in config.watermarks:
-        if method != "sd" and key is None:
-            raise ProvguardError(f"the {method} watermark needs a key: pass --key-file or set $PROVGUARD_KEY")
-        out.image.append(TimedDetector(ImageWatermarkDetector(method, key=None if method == "sd" else key,
-                                                              fpr=config.target_fpr)))
+        keyed = needs_key(method)
+        if keyed and key is None:
+            raise BadArgument(f"the {method} watermark needs a key: pass {{name}} or set $PROVGUARD_KEY", "key")
+        out.image.append(TimedDetector(ImageWatermarkDetector(method, key=key if keyed else None, fpr=config.target_fpr)))
         if method == "sd":  # the run card records the calibration behind the SD p-values
             from provguard.watermark.image.sd import null_summary
 
@@ -93,10 +92,10 @@ def build_detectors(config, key=None, device: str | None = None, probe_objects=N
         from provguard.detectors.classifier import ProbeDetector, load_probe_and_tower
         from provguard.detectors.embedding import EmbeddingCache
 
-        probe, tower = probe_objects or load_probe_and_tower(config.probe["path"], device=device)
+        probe, tower = probe_objects or load_probe_and_tower(config.probe.path, device=device)
         out.image.append(TimedDetector(ProbeDetector(probe, tower, EmbeddingCache(), batch_size=config.batch_size)))
         out.info["backbone"] = {"id": tower.id, "weights_sha256": tower.weights_hash, "layer": tower.layer}
         out.info["probe_calibration"] = probe.calibration_
     if config.text_watermark:
-        out.text.append(TimedDetector(_text_detector({**config.text_watermark, "fpr": config.target_fpr}, key)))
+        out.text.append(TimedDetector(_text_detector(config.text_watermark, key, config.target_fpr)))
     return out

@@ -4,12 +4,16 @@ from __future__ import annotations
 import abc
 from typing import Any, Sequence
 
-from provguard.errors import ProvguardError
+from provguard.errors import BadArgument
 from provguard.pipeline.items import Payload, SourceItem
 
 
-class SourceError(ProvguardError):
-    """The source as a whole cannot be read (does not exist, unknown format, missing column)."""
+class SourceError(BadArgument):
+    """The source as a whole cannot be read (does not exist, unknown format, missing column): the
+    source argument (parameter ``source``) is the thing to change."""
+
+    def __init__(self, message: str, parameter: str | None = "source"):
+        super().__init__(message, parameter)
 
 
 class Source(abc.ABC):
