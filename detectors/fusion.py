@@ -33,9 +33,10 @@ from provguard.errors import ProvguardError
 _RANK = {s: len(STRENGTHS) - i for i, s in enumerate(STRENGTHS)}  # strong 3, medium 2, weak 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class Policy:
-    """How evidence is weighed (all fields user-settable; see the module docstring)."""
+    """How evidence is weighed (all fields user-settable; see the module docstring). Frozen: derive a
+    changed policy with ``dataclasses.replace(policy, watermark_alpha=...)`` (validated again)."""
 
     order: tuple[str, ...] = TIERS
     synthetic_min_strength: str = "medium"
@@ -45,7 +46,7 @@ class Policy:
     classifier_can_clear: bool = True
 
     def __post_init__(self):
-        self.order = tuple(self.order)
+        object.__setattr__(self, "order", tuple(self.order))
         bad = [t for t in self.order if t not in TIERS]
         if bad or len(set(self.order)) != len(self.order):
             raise ProvguardError(f"policy order must be distinct tiers from {TIERS}, got {list(self.order)}")

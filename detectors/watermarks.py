@@ -75,7 +75,7 @@ class ImageWatermarkDetector:
         return out
 
 
-class TextWatermarkDetector:
+class TextWatermarkAdapter:
     """Adapter for a :mod:`provguard.watermark.text` detector (anything with ``detect(texts)`` returning
     results that carry ``p_value``, ``z``, ``tokens_scored`` and ``error``, the last meaning that nothing
     could be scored: empty or too-short text). Items without ``text`` get "not applicable" evidence."""

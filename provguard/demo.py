@@ -189,7 +189,6 @@ def run_demo(run_dir: Path, with_llm: bool = True, simulate: bool = True, worker
     from provguard.pipeline.run import read_rows, run_filter
     from provguard.pipeline.rundir import RunDir
     from provguard.pipeline.sources import open_source
-    from provguard.cli.filter import build_config
 
     start = time.perf_counter()
     prepare_run_dir(run_dir)
@@ -202,16 +201,15 @@ def run_demo(run_dir: Path, with_llm: bool = True, simulate: bool = True, worker
         say(f"note: {n}")
     say(f"wrote {len(demo.truth)} files\n")
     key = SecretKey(DEMO_KEY)
-    source = open_source(str(scraped))
-    config, notes = build_config(source, probe=None, watermarks="sd,provguard", key=key, text_watermark="auto",
-                                 tokenizer="smollm2-135m-instruct", trust_anchors=None, policy_file=None,
-                                 target_fpr=1e-3, cascade=True, shard_size=16, batch_size=8, workers=workers,
-                                 device="cpu", engine="local")
+    source = open_source(str(scraped.absolute()))
+    config, notes = RunConfig.create(source, watermarks="sd,provguard", key=key, probe=None, text_watermark="auto",
+                                     target_fpr=1e-3, skip_unkeyed=True, shard_size=16, batch_size=8,
+                                     workers=workers, device="cpu")
     for n in notes:
         say(f"note: {n}")
     out = run_dir / "filter-run"
     say(f"$ provguard filter {scraped} --out {out} --key-file <demo key> --watermark sd,provguard --action report")
-    result = run_filter(config, out, key=key if config.key_digest else None, action="report")
+    result = run_filter(config, out, key=key, source=source, notes=notes, action="report")
     report = write_report(out)
     rows = read_rows(RunDir(out), ["key", "verdict", "decision", "reasons", "error"])
     table = caught_table(rows, demo.truth)
@@ -222,4 +220,4 @@ def run_demo(run_dir: Path, with_llm: bool = True, simulate: bool = True, worker
     sim_rc = run_simulate(run_dir, say) if simulate else None
     say(f"\ndemo finished in {time.perf_counter() - start:.0f} s; everything is under {run_dir}")
     return {"scraped": str(scraped), "run": str(out), "report": str(report), "counts": result.counts, "table": table,
-            "simulate_rc": sim_rc, "key_digest": key_digest(key), "config": RunConfig.to_dict(config)}
+            "simulate_rc": sim_rc, "key_digest": key_digest(key), "config": config.to_dict()}

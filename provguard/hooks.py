@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -70,24 +69,17 @@ class ProvenanceFilter:
     def __init__(self, watermarks: Sequence[str] = ("sd",), key=None, probe: str | None = None,
                  text_scheme: str | None = None, tokenizer: str = "smollm2-135m-instruct", target_fpr: float = 1e-3,
                  reject_uncertain: bool = False, device: str | None = None, cascade: bool = True):
-        from provguard.detectors.fusion import Policy
         from provguard.keys import as_key
-        from provguard.hashing import file_sha256
-        from provguard.pipeline.config import RunConfig, key_digest
+        from provguard.pipeline.config import RunConfig
         from provguard.pipeline.decide import DecisionPolicy
         from provguard.pipeline.detector_set import build_detectors
 
-        from provguard.detectors.default_probe import resolve_probe
-
         self.key = as_key(key) if key is not None else None
-        probe, probe_source = resolve_probe(probe) if probe is not None else (None, "off")
-        policy = Policy(watermark_alpha=target_fpr)
-        config = RunConfig(source={}, watermarks=list(watermarks), key_digest=key_digest(self.key),
-                           text_watermark={"scheme": text_scheme, "tokenizer": tokenizer} if text_scheme else None,
-                           probe={"path": str(probe), "sha256": file_sha256(probe), "source": probe_source} if probe else None,
-                           policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade)
+        config, self.notes = RunConfig.create(None, watermarks=watermarks, key=self.key,
+                                              probe="none" if probe is None else probe, text_watermark=text_scheme,
+                                              tokenizer=tokenizer, target_fpr=target_fpr, cascade=cascade)
         self.config, self.detectors = config, build_detectors(config, self.key, device)
-        self.policy = DecisionPolicy(policy, reject_uncertain, fdr=None)  # batches stream: the per-item rule
+        self.policy = DecisionPolicy(config.policy, reject_uncertain, fdr=None)  # batches stream: the per-item rule
         self.configured = {d.name: d.tier for d in self.detectors.image + self.detectors.text}
 
     def __call__(self, batch: Sequence[Any], kind: str = "image") -> BatchResult:
@@ -100,14 +92,12 @@ class ProvenanceFilter:
         dets = self.detectors.text if kind == "text" else self.detectors.image
         out = BatchResult(np.zeros(len(items), bool), [], [], [], [])
         for i, (evs, ran) in enumerate(run_detectors(items, dets, self.policy.fusion, self.config.cascade)):
-            ev = [e.to_dict() for e in evs]
-            d = decide_one(json.dumps(ev, default=lambda o: o.item() if hasattr(o, "item") else str(o)), None, ran,
-                           self.configured, self.policy)
+            d = decide_one(evs, None, ran, self.configured, self.policy)
             out.keep[i] = d["decision"] == "keep"
             out.verdicts.append(d["verdict"])
             out.scores.append(d["score"])
             out.reasons.append(d["reasons"])
-            out.evidence.append(ev)
+            out.evidence.append([e.to_dict() for e in evs])
         return out
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from provguard.detectors.evidence import Detector, Item
 from provguard.detectors.fusion import fuse
-from provguard.detectors.watermarks import ImageWatermarkDetector, TextWatermarkDetector
+from provguard.detectors.watermarks import ImageWatermarkDetector, TextWatermarkAdapter
 
 
 def test_keyed_image_watermark_round_trip():
@@ -36,7 +36,7 @@ def test_text_adapter_passes_p_values_through():
             return [SimpleNamespace(p_value=1e-8 if "marked" in t else 0.4, z=9.0 if "marked" in t else 0.1,
                                     tokens_scored=50, green=40, error=None if t else "too short") for t in texts]
 
-    det = TextWatermarkDetector(FakeText(), method="kgw")
+    det = TextWatermarkAdapter(FakeText(), method="kgw")
     out = det.score_batch([Item(text="marked text"), Item(text="plain text"), Item(text=""), Item(rgb=np.zeros((2, 2, 3), np.uint8))])
     assert [o[0].reason for o in out] == ["watermark:kgw:detected", "watermark:kgw:absent",
                                           "watermark:kgw:not-applicable", "watermark:kgw:not-applicable"]

@@ -101,7 +101,7 @@ def _ev(detector, tier, verdict, score=1.0, p=None, reason=None, strength="stron
 
 def _decide(evidence, error=None, ran=("provguard-watermark",), configured=None, policy=None):
     configured = configured if configured is not None else {"provguard-watermark": "watermark"}
-    return decide_one(json.dumps(evidence), error, list(ran), configured, policy or DecisionPolicy())
+    return decide_one([Evidence(**e) for e in evidence], error, list(ran), configured, policy or DecisionPolicy())
 
 
 def test_decide_one_maps_verdicts_to_decisions():

@@ -7,65 +7,12 @@ from pathlib import Path
 
 import click
 
-from provguard.cli.common import EXIT_FATAL, EXIT_USAGE, FdrLevel, emit_json, fail
+from provguard.cli.common import FdrLevel, emit_json, user_errors
 from provguard.pipeline.fdr import DEFAULT_FDR
-from provguard.errors import ProvguardError
+
 
 def _note(msg: str) -> None:
     click.echo(f"note: {msg}", err=True)
-
-
-def _text_watermark(choice: str, tokenizer: str, key, notes: list[str]) -> dict | None:
-    """The text-watermark spec, or None (with a note saying why it is off)."""
-    if choice == "none":
-        return None
-    if key is None:
-        if choice != "auto":
-            raise ProvguardError("--text-watermark needs a key: pass --key-file or set $PROVGUARD_KEY")
-        notes.append("text watermark off: no key (pass --key-file to check texts for provguard's watermark)")
-        return None
-    if choice == "auto":
-        from provguard.watermark.text.loading import list_bundled
-
-        if tokenizer == "smollm2-135m-instruct" and tokenizer not in list_bundled():
-            notes.append("text watermark off: the bundled tokenizer is not installed (pass --tokenizer PATH)")
-            return None
-        choice = "provguard-lefthash"
-    return {"scheme": choice, "tokenizer": tokenizer, "gamma": 0.25, "context_width": 1}
-
-
-def build_config(source, *, probe, watermarks, key, text_watermark, tokenizer, trust_anchors, policy_file,
-                 target_fpr, cascade, shard_size, batch_size, workers, device, engine):
-    """A :class:`RunConfig` from command-line values; returns ``(config, notes)``."""
-    from provguard.detectors.fusion import Policy
-    from provguard.hashing import file_sha256
-    from provguard.pipeline.config import RunConfig, key_digest
-
-    notes: list[str] = []
-    policy = Policy.from_file(policy_file) if policy_file else Policy()
-    policy.watermark_alpha = target_fpr
-    policy = Policy(**policy.to_dict())
-    marks = [] if watermarks.strip() == "none" else [w.strip() for w in watermarks.split(",") if w.strip()]
-    for m in list(marks):
-        if m != "sd" and key is None:
-            notes.append(f"{m} watermark skipped: it needs --key-file (or $PROVGUARD_KEY)")
-            marks.remove(m)
-    from provguard.detectors.default_probe import resolve_probe
-
-    probe, probe_source = resolve_probe(probe)
-    if probe is None:
-        notes.append("classifier off (--probe none)")
-    spec = source.spec()
-    spec["root"] = str(Path(spec["root"]).absolute())
-    text = _text_watermark(text_watermark, tokenizer, key, notes)
-    config = RunConfig(
-        source=spec, watermarks=marks, key_digest=key_digest(key) if (text or any(m != "sd" for m in marks)) else None,
-        text_watermark=text,
-        probe={"path": str(Path(probe).absolute()), "sha256": file_sha256(probe), "source": probe_source} if probe else None,
-        trust_anchors={"path": str(Path(trust_anchors).absolute()), "sha256": file_sha256(trust_anchors)} if trust_anchors else None,
-        policy=policy.to_dict(), target_fpr=target_fpr, cascade=cascade, shard_size=shard_size, batch_size=batch_size,
-        workers=workers, device=device, engine=engine)
-    return config, notes
 
 
 def _progress():
@@ -150,39 +97,29 @@ def filter_command(source_path, out, fmt, text_field, image_field, probe, waterm
       provguard filter ./shards --format webdataset --engine ray
     """
     from provguard.keys import resolve_key
-    from provguard.pipeline.run import ConfigMismatch, run_filter
-    from provguard.pipeline.sources import SourceError, open_source
+    from provguard.pipeline.config import RunConfig
+    from provguard.pipeline.run import run_filter
+    from provguard.pipeline.sources import open_source
 
-    try:
-        source = open_source(source_path, fmt, text_field, image_field)
-    except SourceError as exc:
-        fail(str(exc), EXIT_USAGE)
+    with user_errors():
+        source = open_source(str(Path(source_path).absolute()), fmt, text_field, image_field)
     out = out or f"provguard-run-{Path(source_path).absolute().name}"
     on_total, on_items, close = _progress()
-    try:
+    with user_errors(cleanup=close):
         key_obj = resolve_key(key=key, key_file=key_file, required=False)
-        config, notes = build_config(source, probe=probe, watermarks=watermarks, key=key_obj, text_watermark=text_watermark,
-                                     tokenizer=tokenizer, trust_anchors=trust_anchors, policy_file=policy_file,
-                                     target_fpr=target_fpr, cascade=cascade, shard_size=shard_size, batch_size=batch_size,
-                                     workers=workers, device=device, engine=engine)
+        config, notes = RunConfig.create(source, watermarks=watermarks, key=key_obj, probe=probe,
+                                         text_watermark=text_watermark, tokenizer=tokenizer,
+                                         trust_anchors=trust_anchors, policy=policy_file, target_fpr=target_fpr,
+                                         skip_unkeyed=True, cascade=cascade, shard_size=shard_size,
+                                         batch_size=batch_size, workers=workers, device=device, engine=engine)
         for n in notes:
             _note(n)
-        if not config.key_digest:
-            key_obj = None
-        result = run_filter(config, out, key=key_obj, action=action, resume=resume, reject_uncertain=reject_uncertain,
-                            dest=dest, fdr=fdr, fdr_method=fdr_method, on_total=on_total, on_items=on_items)
+        result = run_filter(config, out, key=key_obj, source=source, notes=notes, action=action, resume=resume,
+                            reject_uncertain=reject_uncertain, dest=dest, fdr=fdr, fdr_method=fdr_method,
+                            on_total=on_total, on_items=on_items)
         from provguard.pipeline.report import write_report
 
         report = write_report(out)
-    except ConfigMismatch as exc:
-        close()
-        fail(str(exc), EXIT_FATAL)
-    except SourceError as exc:
-        close()
-        fail(str(exc), EXIT_USAGE)
-    except ProvguardError as exc:
-        close()
-        fail(str(exc), EXIT_FATAL)
     close()
     if as_json:
         emit_json({**result.to_json(), "report": str(report)})

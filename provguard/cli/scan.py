@@ -5,46 +5,21 @@ import sys
 
 import click
 
-from provguard.cli.common import EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files, emit_json, fail, format_table
-from provguard.errors import ProvguardError
+from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files, emit_json, fail,
+                                  format_table, user_errors)
 
 def _note(msg: str) -> None:
     click.echo(f"note: {msg}", err=True)
 
 
-def _detectors(probe_path, watermarks, key_file, trust_anchors):
-    """Build the detector list; returns (detectors, notes about what did not run and why)."""
-    from provguard.detectors.metadata import MetadataDetector
-
-    dets, notes = [MetadataDetector(trust_anchors)], []
-    for method in watermarks:
-        try:
-            from provguard.detectors.watermarks import ImageWatermarkDetector
-            from provguard.keys import resolve_key
-
-            key = None if method == "sd" else resolve_key(key_file=key_file, required=False)
-            if method != "sd" and key is None:
-                notes.append(f"{method} watermark skipped: it needs --key-file (or $PROVGUARD_KEY)")
-                continue
-            dets.append(ImageWatermarkDetector(method, key=key))
-        except (ImportError, OSError, ValueError, ProvguardError) as exc:
-            notes.append(f"{method} watermark unavailable ({exc})")
-    from provguard.detectors.default_probe import resolve_probe
-
-    probe_path, source = resolve_probe(probe_path)
-    if probe_path is None:
-        notes.append("classifier off (--probe none)")
-        return dets, notes
-    from provguard.detectors.classifier import ProbeDetector, load_probe_and_tower
-    from provguard.detectors.embedding import EmbeddingCache
-
-    probe, tower = load_probe_and_tower(probe_path)
-    if not probe.calibration_:
-        raise ProvguardError(f"the probe {probe_path} (from {source}) is not calibrated: run `provguard probe calibrate` first")
-    notes.append(f"classifier: {'the default probe' if source == 'default' else probe_path} ({source}), "
-                 f"threshold {probe.calibration_['threshold']:.3f} at target FPR {probe.calibration_['target_fpr']:g}")
-    dets.append(ProbeDetector(probe, tower, EmbeddingCache()))
-    return dets, notes
+def _classifier_note(config, detectors) -> str | None:
+    """Which probe the classifier uses and at what threshold (None when the classifier is off)."""
+    cal = detectors.info.get("probe_calibration")
+    if config.probe is None or not cal:
+        return None
+    where = "the default probe" if config.probe.source == "default" else config.probe.path
+    return (f"classifier: {where} ({config.probe.source}), threshold {cal['threshold']:.3f} at target FPR "
+            f"{cal['target_fpr']:g}")
 
 
 def _shown_verdict(record: dict) -> str:
@@ -90,16 +65,23 @@ def scan(inputs, probe_path, watermarks, key_file, trust_anchors, policy_file, b
       provguard scan --watermark sd,provguard --key-file k.txt --trust-anchors roots.pem photo.jpg
     """
     from provguard.detectors.evidence import Item
-    from provguard.detectors.fusion import Policy, cascade
+    from provguard.detectors.fusion import cascade
+    from provguard.keys import resolve_key
+    from provguard.pipeline.config import RunConfig
+    from provguard.pipeline.detector_set import build_detectors
 
-    try:
-        policy = Policy.from_file(policy_file) if policy_file else Policy()
-        wm = [] if watermarks.strip() == "none" else [w.strip() for w in watermarks.split(",") if w.strip()]
-        dets, notes = _detectors(probe_path, wm, key_file, trust_anchors)
-    except ProvguardError as exc:
-        fail(str(exc))
+    with user_errors():
+        key = resolve_key(key_file=key_file, required=False)
+        # the classifier embeds 16 images per batch, as ProbeDetector does by default
+        config, notes = RunConfig.create(None, watermarks=watermarks, key=key, probe=probe_path,
+                                         trust_anchors=trust_anchors, policy=policy_file, skip_unkeyed=True,
+                                         batch_size=16)
+        detectors = build_detectors(config, key)
+    notes.append(_classifier_note(config, detectors))
     for n in notes:
-        _note(n)
+        if n:
+            _note(n)
+    dets = [d.inner for d in detectors.image]
     files = discover_files(inputs, IMAGE_SUFFIXES)
     if not files:
         fail("no image files found in the inputs")
@@ -113,7 +95,7 @@ def scan(inputs, probe_path, watermarks, key_file, trust_anchors, policy_file, b
             except OSError as exc:
                 items.append(Item(path=path, data=b"", name=str(rel)))
                 _note(f"{rel}: cannot read ({exc})")
-        for (path, rel), v in zip(chunk, cascade(items, dets, policy)):
+        for (path, rel), v in zip(chunk, cascade(items, dets, config.policy)):
             records.append(_record(path, rel, v))
     if as_json:
         emit_json(records)

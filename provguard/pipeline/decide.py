@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Sequence, TypedDict
 
 import numpy as np
 
@@ -74,24 +74,40 @@ def _rethreshold(e: Evidence, threshold: float, uncertain: float | None) -> Evid
                     {**e.detail, "threshold": threshold, "uncertain_threshold": uncertain})
 
 
-def decide_one(evidence_json: str, error: str | None, ran: Sequence[str], configured: dict[str, str],
-               policy: DecisionPolicy) -> dict[str, Any]:
-    """One row's ``verdict``, ``decision``, ``score``, ``reasons``, ``tier``, and ``not_applicable``
-    (the detectors that could not look at the item for a legitimate reason).
+class Decision(TypedDict):
+    """What deciding one item gives (a manifest row's decision columns)."""
+
+    verdict: str            # "synthetic" | "real" | "uncertain" | "error"
+    decision: str           # "keep" | "reject" | "error"
+    score: float | None     # fused score in [0, 1], higher = more synthetic
+    reasons: list[str]
+    tier: str | None        # the deciding tier
+    not_applicable: list[str]  # detectors that could not look at the item for a legitimate reason
+
+
+def parse_evidence(blob: str | None) -> list[Evidence]:
+    """A manifest row's ``evidence`` column (JSON) as :class:`Evidence` objects: the JSON edge."""
+    return [Evidence(**d) for d in json.loads(blob or "[]")]
+
+
+def decide_one(evidence: Sequence[Evidence], error: str | None, ran: Sequence[str], configured: dict[str, str],
+               policy: DecisionPolicy) -> Decision:
+    """One item's :class:`Decision` from its evidence.
 
     ``configured`` maps each image/text detector name of the run to its tier, to flag rows whose
     cascade stopped before a detector that the new policy would have needed.
     """
-    evidence = [Evidence(**d) for d in json.loads(evidence_json or "[]")]
+    evidence = list(evidence)
     if policy.classifier_threshold is not None:
         evidence = [_rethreshold(e, policy.classifier_threshold, policy.classifier_uncertain_threshold)
                     if e.detector == PROBE else e for e in evidence]
     v = fuse(evidence, policy.fusion)
+    score = None if v.score is None else float(v.score)
     reasons = list(v.reasons)
     skipped = sorted({e.detector for e in evidence if is_not_applicable(e)})
     if v.verdict != SYNTHETIC and error:
-        return {"verdict": "error", "decision": "error", "score": v.score, "reasons": ["error:unreadable", *reasons],
-                "tier": None, "not_applicable": skipped}
+        return Decision(verdict="error", decision="error", score=score, reasons=["error:unreadable", *reasons],
+                        tier=None, not_applicable=skipped)
     order = policy.fusion.order
     rank = order.index(v.tier) if v.tier in order else len(order)
     missing = [n for n, tier in configured.items() if n not in ran and tier in order and order.index(tier) <= rank]
@@ -101,11 +117,11 @@ def decide_one(evidence_json: str, error: str | None, ran: Sequence[str], config
         decision = "reject"
     else:
         decision = "keep"
-    return {"verdict": v.verdict, "decision": decision, "score": v.score, "reasons": reasons, "tier": v.tier,
-            "not_applicable": skipped}
+    return Decision(verdict=v.verdict, decision=decision, score=score, reasons=reasons, tier=v.tier,
+                    not_applicable=skipped)
 
 
-def watermark_cutoff(evidence_json: Sequence[str], policy: DecisionPolicy) -> tuple[DecisionPolicy, dict[str, Any]]:
+def watermark_cutoff(evidence: Sequence[Sequence[Evidence]], policy: DecisionPolicy) -> tuple[DecisionPolicy, dict[str, Any]]:
     """The policy to decide a run's rows with, and what the run card records about its watermark tests.
 
     With ``policy.fdr`` the step-up cutoff over every watermark p-value of the run replaces the
@@ -113,25 +129,26 @@ def watermark_cutoff(evidence_json: Sequence[str], policy: DecisionPolicy) -> tu
     ``{"mode": "fdr"|"per-item", "tests", "cutoff", "expected_false_discoveries", ...}``; the expected
     number of false discoveries is ``tests * cutoff`` (an upper bound: as if no item were marked).
     """
-    p = watermark_p_values(json.loads(blob or "[]") for blob in evidence_json)
+    p = watermark_p_values(evidence)
     alpha = policy.fusion.watermark_alpha
     if policy.fdr is None:
         return policy, {"mode": "per-item", "tests": len(p), "cutoff": alpha, "rejected": sum(v <= alpha for v in p),
                         "expected_false_discoveries": len(p) * alpha}
     r = step_up(p, policy.fdr, policy.fdr_method, cap=alpha)
-    fusion = Policy(**{**policy.fusion.to_dict(), "watermark_alpha": r.cutoff})
+    fusion = replace(policy.fusion, watermark_alpha=r.cutoff)
     info = {"mode": "fdr", "method": r.method, "fdr": r.q, "tests": r.tests, "cutoff": r.cutoff, "cap": alpha,
             "rejected": r.rejected, "expected_false_discoveries": r.expected_false}
     return replace(policy, fusion=fusion), info
 
 
-def decide_table(scores, configured: dict[str, str], policy: DecisionPolicy) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def decide_table(scores, configured: dict[str, str], policy: DecisionPolicy) -> tuple[list[Decision], dict[str, Any]]:
     """Decisions for every row of a score table (pyarrow) in order, and the run's watermark-test
-    record (:func:`watermark_cutoff`)."""
+    record (:func:`watermark_cutoff`). The evidence column's JSON is parsed here, once."""
     cols = scores.select(["evidence", "error", "detectors_run"]).to_pydict()
-    effective, tests = watermark_cutoff(cols["evidence"], policy)
+    evidence = [parse_evidence(blob) for blob in cols["evidence"]]
+    effective, tests = watermark_cutoff(evidence, policy)
     return [decide_one(ev, err, ran or [], configured, effective)
-            for ev, err, ran in zip(cols["evidence"], cols["error"], cols["detectors_run"])], tests
+            for ev, err, ran in zip(evidence, cols["error"], cols["detectors_run"])], tests
 
 
 def recalibrate_probe(scores, real_keys: Sequence[str], target_fpr: float) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from provguard.detectors.evidence import TIER_WATERMARK
+from provguard.detectors.evidence import TIER_WATERMARK, Evidence
 from provguard.errors import ProvguardError
 
 METHODS = ("bh", "by")
@@ -90,7 +90,9 @@ def step_up(p_values: Sequence[float] | np.ndarray, q: float, method: str = "bh"
     return FdrCutoff(method, q, m, k, cutoff, cap, m * cutoff)
 
 
-def watermark_p_values(evidence_rows: Iterable[Sequence[dict]]) -> list[float]:
-    """Every watermark p-value in a run (one per watermark evidence that has one), from evidence dicts."""
-    return [float(e["p_value"]) for row in evidence_rows for e in row
-            if e.get("tier") == TIER_WATERMARK and e.get("p_value") is not None]
+def watermark_p_values(evidence_rows: Iterable[Sequence[Evidence | dict]]) -> list[float]:
+    """Every watermark p-value in a run (one per watermark evidence that has one), from
+    :class:`~provguard.detectors.evidence.Evidence` objects or their dicts."""
+    fields = ((e.get("tier"), e.get("p_value")) if isinstance(e, dict) else (e.tier, e.p_value)
+              for row in evidence_rows for e in row)
+    return [float(p) for tier, p in fields if tier == TIER_WATERMARK and p is not None]

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from provguard import __version__
 from provguard.detectors.fusion import Policy
@@ -107,20 +107,23 @@ def _act(run: RunDir, action: str, rows: list[dict], source, dest: str | None) -
     raise ProvguardError(f"unknown action {action!r}; choose from {act.ACTIONS}")
 
 
-def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "report", resume: bool = True,
-               reject_uncertain: bool = False, dest: str | None = None, fdr: float | None = DEFAULT_FDR,
-               fdr_method: str = "bh",
+def run_filter(config: RunConfig, out: str | Path, *, key=None, source=None, notes: Sequence[str] = (),
+               action: str = "report", resume: bool = True, reject_uncertain: bool = False, dest: str | None = None,
+               fdr: float | None = DEFAULT_FDR, fdr_method: str = "bh",
                on_total: Callable[[int], None] = lambda n: None, on_items: Callable[[int], None] = lambda n: None,
                probe_objects=None) -> FilterResult:
     """Run (or resume) a filtering run into ``out``; see the module docstring.
 
+    ``config`` and ``notes`` come from :meth:`RunConfig.create`; the notes travel on the result
+    (``--json``). ``source``: the already opened source (default: reopened from ``config.source``).
+    ``key``: the secret for keyed watermarks (ignored when the config needs none).
     ``fdr``/``fdr_method``: the run-wide false discovery rate for watermark evidence (None: per-item
     ``target_fpr`` only), see :mod:`provguard.pipeline.fdr`. Decision-only: not part of the fingerprint.
     """
     from provguard.pipeline.detector_set import build_detectors
     from provguard.pipeline.engines import get_engine
 
-    source = source_from_spec(config.source)
+    source = source if source is not None else source_from_spec(config.source)
     run = RunDir(out)
     check_or_write_config(run, config, resume)
     run.lock()
@@ -137,10 +140,8 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "r
     pending = store.pending(items)
     on_total(len(items))
     on_items(len(items) - sum(len(c) for _, c in pending))
-    notes: list[str] = []
     old_card = read_json(run.card) if run.card.exists() else {}
     detectors = build_detectors(config, key, config.device if config.device != "auto" else None, probe_objects)
-    notes += detectors.notes
     start = time.perf_counter()
     engine_info = old_card.get("engine_info", {})  # what the engine reports about itself (Ray: readers used)
     if pending:
@@ -154,17 +155,17 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, action: str = "r
             "config_fingerprint": config.fingerprint(), "engine": config.engine, "engine_info": engine_info,
             "source": {**config.source, "fingerprint": store.plan_digest(items), "items": describe(items)},
             "detectors": [{"name": d.name, "tier": d.tier} for d in detectors.image + detectors.text],
-            **detectors.info, "probe": config.probe, "target_fpr": config.target_fpr,
-            "thresholds": {"watermark_alpha": config.policy.get("watermark_alpha", config.target_fpr),
+            **detectors.info, "probe": config.to_dict()["probe"], "target_fpr": config.target_fpr,
+            "thresholds": {"watermark_alpha": config.policy.watermark_alpha,
                            "classifier": (detectors.info.get("probe_calibration") or {}).get("threshold")},
             "timings": timings, "items_per_second": len(items) / wall if wall > 0 else None}
-    policy = DecisionPolicy(Policy(**config.policy), reject_uncertain, fdr=fdr, fdr_method=fdr_method)
+    policy = DecisionPolicy(config.policy, reject_uncertain, fdr=fdr, fdr_method=fdr_method)
     card, rows = finalize(run, scores, policy, card)
     action_result = _act(run, action, rows, source, dest)
     if action_result:
         card["actions"] = card.get("actions", []) + [{"action": action, **action_result}]
         write_json(run.card, card)
-    return FilterResult(run.root, run.manifest, card["counts"], card, run.summary.read_text(), notes, action_result)
+    return FilterResult(run.root, run.manifest, card["counts"], card, run.summary.read_text(), list(notes), action_result)
 
 
 def redecide(out: str | Path, *, target_fpr: float | None = None, policy_file: str | None = None,
@@ -180,8 +181,7 @@ def redecide(out: str | Path, *, target_fpr: float | None = None, policy_file: s
     old = DecisionPolicy.from_dict(card.get("decision", {}))
     fusion = Policy.from_file(policy_file) if policy_file else old.fusion
     if target_fpr is not None:
-        fusion.watermark_alpha = float(target_fpr)
-        Policy(**fusion.to_dict())  # validates
+        fusion = replace(fusion, watermark_alpha=float(target_fpr))
     policy = DecisionPolicy(fusion, old.reject_uncertain if reject_uncertain is None else reject_uncertain,
                             classifier_threshold if classifier_threshold is not None else old.classifier_threshold,
                             old.classifier_uncertain_threshold, old.fdr if fdr == "keep" else fdr,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from provguard.detectors.fusion import Policy
 from provguard.pipeline.decode import Decoder
 from provguard.pipeline.manifest import score_table
 from provguard.pipeline.scoring import score_decoded
@@ -17,7 +16,7 @@ def run_local(source, pending, config, detectors, store, on_items: Callable[[int
     Decoding runs ``config.workers`` processes ahead of the detectors across shard boundaries, so the
     model never waits for the next shard's files.
     """
-    policy = Policy(**config.policy)
+    policy = config.policy
     load_seconds = [0.0]
 
     def batches():

@@ -84,7 +84,6 @@ class _ScoreActor:
 
         import ray
 
-        from provguard.detectors.fusion import Policy
         from provguard.pipeline.config import RunConfig
         from provguard.pipeline.sources import source_from_spec
 
@@ -94,7 +93,7 @@ class _ScoreActor:
         self.config = RunConfig.from_dict(json.loads(config_json))
         self.key_bytes = key_bytes
         self.source = source_from_spec(self.config.source)
-        self.policy = Policy(**self.config.policy)
+        self.policy = self.config.policy
         self._local = threading.local()  # Ray may call from another thread; the embedding cache is per thread
 
     def _detectors(self):
@@ -160,7 +159,6 @@ def run_ray(source, pending, config, detectors, store, on_items: Callable[[int],
 
     Returns ``{"ray_reader": [...]}`` (the readers used) for the run card.
     """
-    from provguard.detectors.fusion import Policy
 
     ray = _init_ray(config)
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -209,7 +207,7 @@ def run_ray(source, pending, config, detectors, store, on_items: Callable[[int],
         readers = ["read_binary_files (failed)"] + consume({})
     missing = [it for it in items if it.index not in seen]  # files gone since the scan (ignore_missing_paths)
     if missing:
-        policy = Policy(**config.policy)
+        policy = config.policy
         for row in score_items(source, missing, detectors, policy, config.cascade):
             take(row["index"], row)
         on_items(len(missing))
