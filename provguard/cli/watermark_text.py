@@ -80,7 +80,7 @@ def generate(model_ref, key, key_file, scheme, gamma, context_width, vocab_size,
     """
     import torch
 
-    from provguard.watermark.text.documents import read_documents
+    from provguard.textio import read_documents
     from provguard.watermark.text.generation import generate as run_generation
     from provguard.watermark.text.loading import load_model
 
@@ -185,7 +185,7 @@ def detect_text(inputs, tokenizer_ref, key, key_file, scheme, gamma, context_wid
           --context-width 4 --fpr 1e-4 --text-field body data.jsonl
     """
     from provguard.watermark.text.detector import TextWatermarkDetector
-    from provguard.watermark.text.documents import TEXT_SUFFIXES, read_documents
+    from provguard.textio import TEXT_SUFFIXES, read_documents
     from provguard.watermark.text.loading import load_tokenizer
 
     files = discover_files(inputs, TEXT_SUFFIXES)

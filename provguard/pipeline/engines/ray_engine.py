@@ -54,7 +54,7 @@ def ray_path(source, item: SourceItem) -> str | None:
 
 def payload_from_bytes(item: SourceItem, data: bytes) -> Payload:
     """What :meth:`FolderSource.load` gives for an image or whole-file text, from bytes Ray read."""
-    from provguard.watermark.text.documents import decode_text
+    from provguard.textio import decode_text
 
     return Payload(item, data=data) if item.media_type == IMAGE else text_payload(item, *decode_text(data))
 

@@ -15,7 +15,7 @@ from typing import Sequence
 from provguard.imaging.io import IMAGE_SUFFIXES
 from provguard.pipeline.items import IMAGE, TEXT, Payload, SourceItem, text_payload
 from provguard.pipeline.sources.base import Source, SourceError
-from provguard.watermark.text.documents import TEXT_SUFFIXES, read_documents
+from provguard.textio import TEXT_SUFFIXES, read_documents
 
 
 def display(name: str) -> str:

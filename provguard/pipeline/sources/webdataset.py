@@ -13,7 +13,7 @@ from typing import Sequence
 from provguard.pipeline.items import IMAGE, UNKNOWN, Payload, SourceItem, text_payload
 from provguard.pipeline.sources.base import Source, SourceError
 from provguard.pipeline.sources.folder import media_of
-from provguard.watermark.text.documents import decode_text as decode_text_bytes
+from provguard.textio import decode_text as decode_text_bytes
 
 
 class WebDatasetSource(Source):

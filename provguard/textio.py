@@ -1,5 +1,7 @@
 """Read text documents from .txt/.md files (one document each) and .jsonl files (one per line).
 
+It sits below the watermark code, so sources (and their decoding workers) import it without torch.
+
 Every problem becomes a :class:`Document` with ``error`` set (empty file, binary file, invalid UTF-8,
 bad JSON, missing or non-string field) so a run over many files never stops on one bad input.
 """
