@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 import time
 from pathlib import Path
 
@@ -26,12 +25,13 @@ from PIL import Image
 
 from provguard.detectors import cross_validation as CV
 from provguard.detectors.backbones import cache_dir, create_backbone, join_parts
-from provguard.detectors.corpus import read_corpus, corpus_sha256
+from provguard.detectors.corpus import corpus_sha256
 from provguard.detectors.corpus_features import corpus_features, image_views
 from provguard.detectors.default_probe import BACKBONE, DEFAULT_CORPUS, STUDY_LAYERS
 from provguard.detectors.preprocessing import CLIP, normalise
 from provguard.detectors.probe import LinearProbe
 from provguard.imaging.io import decode_image
+from benchmarks.probe_selection import open_corpus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CMD = "`.venv/bin/python -m benchmarks.native_crops`"
@@ -82,13 +82,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
     args = ap.parse_args(argv)
-    if not (Path(args.corpus) / "MANIFEST.tsv").is_file():
-        print(f"corpus not found at {args.corpus}: this benchmark needs the genimage-train corpus "
-              "(../shared/data/genimage-train beside the checkout); nothing measured", file=sys.stderr)
+    corpus = open_corpus(args.corpus)
+    if corpus is None:
         return 2
-    images = read_corpus(args.corpus)
-    y = np.array([im.label for im in images])
-    groups = [im.group for im in images]
+    images, y, groups = corpus
     native = native_features(images, create_backbone(BACKBONE, layer=LAYERS, device="cpu"))
     resized = corpus_features(images, create_backbone(BACKBONE, layer=STUDY_LAYERS, device="cpu"), batch_size=8)
 

