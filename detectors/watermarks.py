@@ -29,7 +29,7 @@ def _error(name: str, method: str, message: str) -> Evidence:
 
 
 class ImageWatermarkDetector:
-    """Adapter for :mod:`provguard.watermark.image` (``"sd"``: public SD/SDXL mark; ``"provguard"``: keyed).
+    """Adapter for a :mod:`provguard.watermark.image` method (its registry entry gives the ``cost``).
 
     ``fpr`` is passed to the watermark's own ``detect`` (its ``detected`` flag); fusion re-decides
     from the p-value at the policy's ``watermark_alpha``.
@@ -38,11 +38,11 @@ class ImageWatermarkDetector:
     tier = TIER_WATERMARK
 
     def __init__(self, method: str, key: Any = None, fpr: float = 1e-3, watermark=None):
-        from provguard.watermark.image import create_image_watermark
+        from provguard.watermark.image import create_image_watermark, image_watermark_info
 
         self.method, self.fpr = method, fpr
         self.name = f"{method}-watermark"
-        self.cost = 0.01 if method == "sd" else 0.03
+        self.cost = image_watermark_info(method).cost
         self.watermark = watermark or create_image_watermark(method, key=key)
 
     def _one(self, rgb) -> Evidence:

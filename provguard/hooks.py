@@ -232,7 +232,7 @@ class WatermarkingPublisher:
         if self._wm is None:
             from provguard.watermark.image import create_image_watermark
 
-            self._wm = create_image_watermark(self.image_method, key=self.key if self.image_method != "sd" else None)
+            self._wm = create_image_watermark(self.image_method, key=self.key)
         return self._wm
 
     def images(self, images: Sequence[Any]) -> list[np.ndarray]:

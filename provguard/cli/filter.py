@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from provguard.cli.common import FdrLevel, emit_json, user_errors
+from provguard.pipeline.engines import list_engines
 from provguard.pipeline.fdr import DEFAULT_FDR
+from provguard.watermark.image import list_image_watermarks
 
 
 def _note(msg: str) -> None:
@@ -48,7 +50,7 @@ def _progress():
               help="Calibrated probe file; 'none' turns the classifier off. Default: $PROVGUARD_PROBE, else the "
                    "probe shipped with provguard.")
 @click.option("--watermark", "watermarks", default="sd,provguard", show_default=True,
-              help="Image watermarks to check (sd, provguard; provguard needs a key), or 'none'.")
+              help=f"Image watermarks to check ({', '.join(list_image_watermarks())}; keyed ones need a key), or 'none'.")
 @click.option("--key", default=None, help="Watermark key (or $PROVGUARD_KEY; never printed).")
 @click.option("--key-file", type=click.Path(dir_okay=False), default=None, help="File holding the watermark key.")
 @click.option("--text-watermark", default="auto", show_default=True,
@@ -73,7 +75,7 @@ def _progress():
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Items per resumable shard.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--engine", type=click.Choice(list_engines()), default="local", show_default=True,
               help="ray: Ray Data with actor pools (`pip install 'provguard[ray]'`; set RAY_ADDRESS for a cluster).")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue an unfinished run in RUN_DIR.")
 @click.option("--cascade/--no-cascade", default=True, show_default=True,

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from provguard.watermark.image import list_image_watermarks
 from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files, emit_json, fail,
                                   format_table, user_errors)
 
@@ -42,7 +43,7 @@ def _record(path, rel, v) -> dict:
               help="Calibrated probe file; 'none' turns the classifier off. Default: $PROVGUARD_PROBE, else the "
                    "probe shipped with provguard.")
 @click.option("--watermark", "watermarks", default="sd", show_default=True,
-              help="Comma-separated image watermarks to check (sd, provguard), or 'none'.")
+              help=f"Comma-separated image watermarks to check ({', '.join(list_image_watermarks())}), or 'none'.")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Key for the provguard watermark.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM file of trusted C2PA root certificates (otherwise valid signatures are 'untrusted').")

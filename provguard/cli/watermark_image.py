@@ -9,6 +9,7 @@ import click
 from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files,
                                   emit_json, fail, format_table, progress, user_errors)
 from provguard.errors import InputError, NotApplicable, ProvguardError
+from provguard.watermark.image import list_image_watermarks
 
 BATCH = 16  # images decoded and scored together
 
@@ -39,7 +40,7 @@ def _load_batches(files, label: str, show: bool):
 
 
 @click.command()
-@click.option("--method", type=click.Choice(["sd", "provguard"]), required=True, help="Watermark to embed.")
+@click.option("--method", type=click.Choice(list_image_watermarks()), required=True, help="Watermark to embed.")
 @_key_options
 @click.option("--payload", default=None,
               help="provguard: up to 48 bits as hex (0xC0FFEE); sd: sdxl (default), sd1 or sd2.")
@@ -117,7 +118,7 @@ def _psnr(a, b) -> float:
 
 
 @click.command()
-@click.option("--method", type=click.Choice(["sd", "provguard", "all"]), default="all", show_default=True,
+@click.option("--method", type=click.Choice([*list_image_watermarks(), "all"]), default="all", show_default=True,
               help="Which watermark to look for (all = sd, plus provguard when a key is given).")
 @_key_options
 @click.option("--fpr", type=float, default=1e-3, show_default=True,

@@ -146,7 +146,7 @@ class RunConfig:
         """
         from provguard.detectors.default_probe import resolve_probe
         from provguard.keys import as_key
-        from provguard.pipeline.engines import ENGINES
+        from provguard.pipeline.engines import list_engines
         from provguard.watermark.image import list_image_watermarks, needs_key
 
         notes: list[str] = []
@@ -166,8 +166,8 @@ class RunConfig:
                 notes.append(f"{m} watermark skipped: it needs --key-file (or $PROVGUARD_KEY)")
                 continue
             marks.append(m)
-        if engine not in ENGINES:
-            raise BadArgument(f"unknown engine {engine!r}; {{name}} is one of {', '.join(ENGINES)}", "engine")
+        if engine not in list_engines():
+            raise BadArgument(f"unknown engine {engine!r}; {{name}} is one of {', '.join(list_engines())}", "engine")
         probe_path, probe_source = resolve_probe(probe)
         if probe_path is None:
             notes.append("classifier off (--probe none)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from provguard.detectors.evidence import Evidence, Item
-from provguard.errors import BadArgument, ProvguardError
+from provguard.errors import ProvguardError
 
 
 class TimedDetector:
@@ -72,18 +72,14 @@ def build_detectors(config, key=None, device: str | None = None, probe_objects=N
     from provguard.detectors.metadata import MetadataDetector
     from provguard.detectors.watermarks import ImageWatermarkDetector
     from provguard.pipeline.config import key_digest
-    from provguard.watermark.image import needs_key
 
     key = key if config.key_digest else None
     if key_digest(key) != config.key_digest:
         raise ProvguardError("the key given is not the key this run was started with (its digest differs)")
     out = DetectorSet()
     out.image.append(TimedDetector(MetadataDetector(config.trust_anchors.path if config.trust_anchors else None)))
-    for method in config.watermarks:
-        keyed = needs_key(method)
-        if keyed and key is None:
-            raise BadArgument(f"the {method} watermark needs a key: pass {{name}} or set $PROVGUARD_KEY", "key")
-        out.image.append(TimedDetector(ImageWatermarkDetector(method, key=key if keyed else None, fpr=config.target_fpr)))
+    for method in config.watermarks:  # RunConfig.create kept only the keyed methods it has a key for
+        out.image.append(TimedDetector(ImageWatermarkDetector(method, key=key, fpr=config.target_fpr)))
         if method == "sd":  # the run card records the calibration behind the SD p-values
             from provguard.watermark.image.sd import null_summary
 

@@ -145,7 +145,7 @@ def run_filter(config: RunConfig, out: str | Path, *, key=None, source=None, not
     start = time.perf_counter()
     engine_info = old_card.get("engine_info", {})  # what the engine reports about itself (Ray: readers used)
     if pending:
-        engine_info = get_engine(config.engine)(source, pending, config, detectors, store, on_items=on_items, key=key) or {}
+        engine_info = get_engine(config.engine)(source, pending, config, detectors, store, on_items=on_items, key=key)
     score_seconds = time.perf_counter() - start
     scores = store.gather(len(items))
     timings = store.timings(len(items))

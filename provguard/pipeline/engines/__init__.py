@@ -6,17 +6,32 @@ in this process) and :func:`~provguard.pipeline.engines.ray_engine.run_ray` (Ray
 """
 from __future__ import annotations
 
-ENGINES = ("local", "ray")
+import importlib
+from typing import Any, Callable, Protocol
+
+from provguard.errors import BadArgument
+
+#: engine name -> "module:function" (loaded on first use: Ray is optional)
+ENGINES = {"local": "provguard.pipeline.engines.local:run_local",
+           "ray": "provguard.pipeline.engines.ray_engine:run_ray"}
 
 
-def get_engine(name: str):
-    """The ``run_*`` function of engine ``name``."""
-    if name == "local":
-        from provguard.pipeline.engines.local import run_local
+class Engine(Protocol):
+    """Scores ``pending`` (``[(shard, items)]``) with ``detectors``, commits each finished shard to
+    ``store``, and returns what the run card records about the engine (``{}`` when nothing)."""
 
-        return run_local
-    if name == "ray":
-        from provguard.pipeline.engines.ray_engine import run_ray
+    def __call__(self, source, pending, config, detectors, store, *, on_items: Callable[[int], None],
+                 key=None) -> dict[str, Any]: ...
 
-        return run_ray
-    raise ValueError(f"unknown engine {name!r}; choose from {ENGINES}")
+
+def list_engines() -> list[str]:
+    """Names accepted by :func:`get_engine` (and ``--engine``)."""
+    return sorted(ENGINES)
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name``."""
+    if name not in ENGINES:
+        raise BadArgument(f"unknown engine {name!r}; {{name}} is one of {', '.join(list_engines())}", "engine")
+    module, attr = ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), attr)

@@ -10,7 +10,7 @@ from provguard.pipeline.scoring import score_decoded
 
 
 def run_local(source, pending, config, detectors, store, on_items: Callable[[int], None] = lambda n: None,
-              **_ignored) -> None:
+              **_ignored) -> dict:
     """Score ``pending`` (``[(shard, items)]``) and commit each shard as soon as its last batch is scored.
 
     Decoding runs ``config.workers`` processes ahead of the detectors across shard boundaries, so the
@@ -40,3 +40,4 @@ def run_local(source, pending, config, detectors, store, on_items: Callable[[int
                 timings["wall"] = time.perf_counter() - wall
                 store.complete(shard, score_table(rows), timings)
                 rows, mark, wall = [], now, time.perf_counter()
+    return {}  # nothing for the run card beyond the shard timings
