@@ -9,6 +9,7 @@ import click
 
 from provguard.cli.common import (EXIT_FATAL, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, emit_json, fail, format_table,
                                   user_errors)
+from provguard.sim.families import list_families
 
 
 def _sim_options(fn):
@@ -17,7 +18,7 @@ def _sim_options(fn):
         click.option("--loop", type=click.Choice(["fresh", "synthetic", "augment"]), default="fresh", show_default=True,
                      help="fresh: new real data each generation; synthetic: only the last model's samples; "
                           "augment: a fixed real set plus synthetic"),
-        click.option("--model", type=click.Choice(["gaussian", "gmm", "categorical", "ddpm"]), default="gaussian",
+        click.option("--model", type=click.Choice(list_families()), default="gaussian",
                      show_default=True, help="model family"),
         click.option("--dim", type=int, default=None, help="data dimension (vocabulary size for categorical) "
                                                            "[default: gaussian 8, gmm 2, categorical 1000]"),

@@ -11,21 +11,20 @@ Modules: ``config`` (settings, validation), ``rng`` (per-chain counter-based str
 model), ``metrics``, ``engine``, ``sweep``, ``validate`` (exact laws), ``neural``/``nets``/``features``
 (image generator and frozen feature extractor), ``report`` (JSON/CSV/plots).
 """
-from provguard.sim.config import ConfigError, SimConfig
-from provguard.sim.engine import Engine, RunResult, run
-from provguard.sim.sweep import run_sweep
+from __future__ import annotations
+
+import importlib
+
+# exported lazily (PEP 562): ``provguard.sim.families`` (the registry the CLI builds its choices from)
+# imports without torch
+_EXPORTS = {"ConfigError": "provguard.sim.config", "SimConfig": "provguard.sim.config",
+            "Engine": "provguard.sim.engine", "RunResult": "provguard.sim.engine", "run": "provguard.sim.engine",
+            "run_sweep": "provguard.sim.sweep", "DDPMGenerator": "provguard.sim.neural",
+            "FeatureExtractor": "provguard.sim.features"}
+__all__ = list(_EXPORTS)
 
 
-def __getattr__(name):  # torch.nn-heavy image tools load on first use
-    if name == "DDPMGenerator":
-        from provguard.sim.neural import DDPMGenerator
-
-        return DDPMGenerator
-    if name == "FeatureExtractor":
-        from provguard.sim.features import FeatureExtractor
-
-        return FeatureExtractor
-    raise AttributeError(name)
-
-
-__all__ = ["ConfigError", "SimConfig", "Engine", "RunResult", "run", "run_sweep", "DDPMGenerator", "FeatureExtractor"]
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from scipy import stats as _stats
 
 from provguard.errors import BadArgument
+from provguard.sim.families import families_with, list_families
 
 LOOPS = ("fresh", "synthetic", "augment")
-MODELS = ("gaussian", "gmm", "categorical", "ddpm")
+MODELS = tuple(list_families())
 FILTERS = ("none", "idealised", "content", "watermark", "probe")
 #: detector filters: recall is an outcome of the detector, and only --filter-fpr is a setting
 DETECTOR_FILTERS = ("content", "watermark", "probe")
@@ -158,6 +159,11 @@ def estimate_bytes_per_chain(cfg: SimConfig, stats_path: bool) -> int:
     return int(data + 8 * d * d * 8)
 
 
+def _either(names: list[str]) -> str:
+    """``a, b or c``."""
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
 def validate(cfg: SimConfig) -> None:
     """Raise :class:`ConfigError` naming the option to change, for any impossible configuration."""
     _need(cfg.loop in LOOPS, f"--loop must be one of {', '.join(LOOPS)} (got {cfg.loop!r})")
@@ -184,23 +190,24 @@ def validate(cfg: SimConfig) -> None:
         _need(cfg.filter not in ("idealised",) or cfg.filter_recall < 1.0 or cfg.pool_memory > 1,
               "--filter-recall 1 drops every synthetic sample, so a fully synthetic loop has no training data "
               "from generation 2 on; lower --filter-recall or use --accumulate")
+    continuous = families_with("continuous")
     if cfg.filter == "content":
-        _need(cfg.model in ("gaussian", "gmm"), "--filter content needs a continuous family with a real "
-                                                "density (--model gaussian or gmm)")
+        _need(cfg.model in families_with("has_density"), "--filter content needs a continuous family with a "
+              f"real density (--model {_either(families_with('has_density'))})")
         _need(cfg.filter_recall == 0, "a content detector's recall is an outcome, not a setting: drop "
                                       "--filter-recall and set --filter-fpr")
         _need(0 < cfg.filter_fpr < 1, "--filter content needs --filter-fpr in (0, 1)")
     if cfg.filter == "watermark":
-        _need(cfg.model != "categorical", "--filter watermark needs a continuous family (gaussian, gmm, ddpm)")
+        _need(cfg.model in continuous, f"--filter watermark needs a continuous family ({', '.join(continuous)})")
         _need(cfg.watermark_strength > 0, "--filter watermark needs --watermark-strength > 0 (the mark "
                                           "the detector looks for)")
         _need(cfg.filter_recall == 0, "a watermark detector's recall is an outcome of "
                                       "--watermark-strength: drop --filter-recall and set --filter-fpr")
         _need(0 < cfg.filter_fpr < 1, "--filter watermark needs --filter-fpr in (0, 1), e.g. 0.001")
     if cfg.watermark_strength > 0:
-        _need(cfg.model != "categorical", "--watermark-strength needs a continuous family (gaussian, gmm, ddpm)")
+        _need(cfg.model in continuous, f"--watermark-strength needs a continuous family ({', '.join(continuous)})")
     if cfg.filter == "probe":
-        _need(cfg.model != "categorical", "--filter probe needs vectors or images (--model gaussian, gmm or ddpm)")
+        _need(cfg.model in continuous, f"--filter probe needs vectors or images (--model {_either(continuous)})")
         _need(cfg.filter_recall == 0, "a probe's recall is an outcome, not a setting: drop --filter-recall and "
                                       "set --filter-fpr")
         _need(0 < cfg.filter_fpr < 1, "--filter probe needs --filter-fpr in (0, 1), e.g. 0.01")

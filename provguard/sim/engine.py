@@ -202,16 +202,12 @@ class Engine:
     # set-up -------------------------------------------------------------------------------------
     def _calibration_samples(self, n: int) -> torch.Tensor:
         """``n`` held-out real samples ``[n, ...]`` (one pseudo-chain with its own seed)."""
-        if hasattr(self.family, "calibration_samples"):
-            return self.family.calibration_samples(n)
-        streams = ChainStreams(self.cfg.seed + CALIBRATION_SEED_OFFSET, torch.zeros(1, dtype=torch.int64), self.device)
-        real = self.family.real_model(1)
-        return self.family.sample(real, n, torch.ones(1, dtype=torch.float64, device=self.device),
-                                  streams, 0, "calibration").x[0]
+        return self.family.calibration_samples(n, self.cfg.seed + CALIBRATION_SEED_OFFSET)
 
     def _build_mark(self) -> VectorMark:
-        if hasattr(self.family, "real_moments"):  # exact real mean and covariance
-            mean, cov = self.family.real_moments()
+        moments = self.family.real_moments()
+        if moments is not None:  # exact real mean and covariance
+            mean, cov = moments
             return VectorMark.from_real(mean.numel(), mean, cov, device=self.device)
         cal = self._calibration_samples(20000)
         flat = cal.reshape(cal.shape[0], -1)
@@ -230,10 +226,10 @@ class Engine:
         Families with an exact sufficient-statistic draw use it here on both paths: the constant is an
         expectation over real-only fits, which the fast path draws from exactly at O(d^2) per fit.
         """
-        if not getattr(self.family, "calibrate_with_chains", True):
+        if not self.family.calibrate_with_chains:
             return None
         out = torch.empty(len(self.params.point), dtype=torch.float64, device=self.device)
-        reps = min(self.cfg.calibration_chains, getattr(self.family, "max_calibration_chains", 1 << 30))
+        reps = min(self.cfg.calibration_chains, self.family.max_calibration_chains)
         for n in torch.unique(self.params.n_real).tolist():
             streams = ChainStreams(self.cfg.seed + CALIBRATION_SEED_OFFSET, torch.arange(reps), self.device)
             real = self.family.real_model(reps)
@@ -333,8 +329,7 @@ class Engine:
         cfg = self.cfg
         n_chains = len(self.params.point)
         size = C.chunk_size(cfg, n_chains, self.stats_path)
-        if cfg.model == "ddpm":
-            size = 1
+        size = min(size, self.family.max_chains_per_chunk or size)
         chunks = []
         for start in range(0, n_chains, size):
             index = torch.arange(start, min(start + size, n_chains), device=self.device)

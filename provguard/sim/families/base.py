@@ -56,8 +56,13 @@ class Family(abc.ABC):
 
     name: str = ""
     primary: str = ""
-    has_stats_path: bool = False
-    continuous: bool = True
+    # capabilities the engine reads (declared here, overridden by the families that differ)
+    has_stats_path: bool = False    # draw_stats / fit_stats: the exact sufficient-statistic fast path
+    continuous: bool = True         # real-valued samples: can carry a vector watermark, probe features
+    has_density: bool = False       # surprisal(): an exact real density (--filter content)
+    calibrate_with_chains: bool = True  # n_eff's constant from real-only fits (False: too costly, e.g. images)
+    max_calibration_chains: int = 1 << 30  # cap on those fits' chains
+    max_chains_per_chunk: int | None = None  # chains simulated together (None: as memory allows)
     probe_normalize: bool = False  # --filter probe: L2-normalise the probe features (CLIP-style embeddings)
 
     def __init__(self, cfg, device: torch.device):
@@ -87,6 +92,17 @@ class Family(abc.ABC):
         without such metrics return ``{}``.
         """
         return {}
+
+    def real_moments(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Exact real mean ``[d]`` and covariance ``[d, d]``, or ``None`` where there is no closed form
+        (the engine then estimates them from :meth:`calibration_samples`)."""
+        return None
+
+    def calibration_samples(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` held-out real samples ``[n, ...]``: one pseudo-chain of the real model on its own stream."""
+        streams = ChainStreams(seed, torch.zeros(1, dtype=torch.int64), self.device)
+        ones = torch.ones(1, dtype=torch.float64, device=self.device)
+        return self.sample(self.real_model(1), n, ones, streams, 0, "calibration").x[0]
 
     def probe_features(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``[C, N, D]`` float64 a linear-probe filter sees for samples ``x [C, N, ...]`` (raw vectors)."""

@@ -112,6 +112,7 @@ class GaussianFamily(Family):
     name = "gaussian"
     primary = "w2sq"
     has_stats_path = True
+    has_density = True
 
     def real_model(self, n_chains: int) -> GaussianModel:
         d = self.cfg.d

@@ -44,6 +44,7 @@ def log_prob(x: torch.Tensor, model: GMMModel) -> torch.Tensor:
 class GMMFamily(Family):
     name = "gmm"
     primary = "l2sq"
+    has_density = True
     max_calibration_chains = 32  # EM is the costly part of calibration
 
     def __init__(self, cfg, device):

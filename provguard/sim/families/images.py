@@ -37,6 +37,7 @@ class ImageFamily(Family):
     name = "ddpm"
     primary = "fd"
     calibrate_with_chains = False
+    max_chains_per_chunk = 1  # one DDPM is trained per chain
     probe_normalize = True  # the probe sees frozen LeNet features, L2-normalised like CLIP embeddings
 
     def __init__(self, cfg, device):
@@ -61,8 +62,8 @@ class ImageFamily(Family):
     def real_model(self, n_chains):
         return RealImages(n_chains)
 
-    def calibration_samples(self, n: int) -> torch.Tensor:
-        """Held-out real images (t10k split) as float ``[n, 28, 28]`` in [-1, 1]."""
+    def calibration_samples(self, n: int, seed: int) -> torch.Tensor:
+        """Held-out real images (t10k split, the first ``n``; ``seed`` unused) as float ``[n, 28, 28]`` in [-1, 1]."""
         return to_unit(self.test_x[:n])[:, 0].to(self.device)
 
     def sample(self, model, n_max, lam, streams, gen, tag):
