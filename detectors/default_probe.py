@@ -14,7 +14,6 @@ bit for bit on a machine of this kind (same corpus, same packaged photos, same s
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Callable
 

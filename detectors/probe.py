@@ -105,6 +105,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def _decision(self, Xf: np.ndarray) -> np.ndarray:
         return Xf @ self.coef_ + np.float32(self.intercept_)
 
+    @property
+    def n_features_in_(self) -> int:
+        """Embedding width ``D`` the probe was fitted or loaded for (scikit-learn's attribute name)."""
+        self._check_fitted()  # ProbeNotFittedError is an AttributeError too: hasattr() is False before fit
+        return int(self.coef_.shape[0])
+
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
             raise ProbeNotFittedError("this probe is not fitted yet: call fit() or load a probe file")
@@ -119,12 +125,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(N, 2)``: columns P(real), P(synthetic) (Platt-scaled for the SVM)."""
+        self._check_fitted()
         a, b = self.platt_
         p = 1.0 / (1.0 + np.exp(-(a * self.decision_function(X) + b)))
         return np.stack([1 - p, p], axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """``(N,)`` 1 = synthetic, at the *calibrated* threshold (refuses an uncalibrated probe)."""
+        """``(N,)`` 1 = synthetic, at the *calibrated* threshold (refuses an unfitted or uncalibrated probe)."""
+        self._check_fitted()
         if not getattr(self, "calibration_", None):
             raise ProbeError("this probe has no calibrated threshold: run `provguard probe calibrate` "
                              "(a fixed 0.5 is wrong off-domain)")

