@@ -93,7 +93,11 @@ def stage(module: str) -> Path:
              # fork each mutant from a clean server, not from the process that ran the suite: torch's
              # thread pool does not survive fork, and such a worker hangs until the wall timeout,
              # which mutmut would count as a detected mutant
-             "process_isolation = \"forkserver\"\n")
+             "process_isolation = \"forkserver\"\n"
+             # mutmut times a mutant out at (test time + 1 s) x multiplier of wall clock; on a shared
+             # machine the default 15 turns slow-but-failing mutants into "timeouts" (counted as
+             # kills), so wait longer: a real timeout is an infinite loop and still ends the run
+             "timeout_multiplier = 60.0\n")
     (where / "pyproject.toml").write_text(toml)
     shutil.rmtree(tree)
     return where
