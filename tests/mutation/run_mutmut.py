@@ -52,7 +52,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_text_detector.py", _NULL + "test_text_p_values_are_uniform_under_the_null"],
     "provguard/detectors/calibration.py": ["tests/test_detectors_calibration.py",
                                            "tests/test_detectors_calibration_exact.py"],
-    "provguard/detectors/fusion.py": ["tests/test_detectors_fusion.py", "tests/test_pipeline_units.py"],
+    "provguard/detectors/fusion.py": ["tests/test_detectors_fusion.py", "tests/test_detectors_fusion_edges.py",
+                                      "tests/test_pipeline_units.py"],
     "provguard/pipeline/decide.py": ["tests/test_pipeline_units.py", "tests/test_detectors_fusion.py"],
     "provguard/pipeline/shards.py": ["tests/test_pipeline_units.py"],
     "provguard/pipeline/actions.py": [
