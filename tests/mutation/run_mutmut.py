@@ -56,7 +56,7 @@ MODULES: dict[str, list[str]] = {
                                       "tests/test_pipeline_units.py"],
     "provguard/pipeline/decide.py": ["tests/test_pipeline_units.py", "tests/test_detectors_fusion.py"],
     "provguard/pipeline/shards.py": ["tests/test_pipeline_units.py"],
-    "provguard/pipeline/actions.py": [
+    "provguard/pipeline/actions.py": ["tests/test_pipeline_lists.py"] + [
         _INT + name for name in ("test_file_changed_since_scoring_stays_put",
                                  "test_restore_refuses_to_overwrite_a_file_that_reappeared",
                                  "test_crash_after_planned_before_the_move",
