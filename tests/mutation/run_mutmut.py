@@ -54,7 +54,8 @@ MODULES: dict[str, list[str]] = {
                                            "tests/test_detectors_calibration_exact.py"],
     "provguard/detectors/fusion.py": ["tests/test_detectors_fusion.py", "tests/test_detectors_fusion_edges.py",
                                       "tests/test_pipeline_units.py"],
-    "provguard/pipeline/decide.py": ["tests/test_pipeline_units.py", "tests/test_detectors_fusion.py"],
+    "provguard/pipeline/decide.py": ["tests/test_pipeline_units.py", "tests/test_pipeline_decide_records.py",
+                                     "tests/test_detectors_fusion.py"],
     "provguard/pipeline/shards.py": ["tests/test_pipeline_units.py"],
     "provguard/pipeline/actions.py": ["tests/test_pipeline_lists.py"] + [
         _INT + name for name in ("test_file_changed_since_scoring_stays_put",
