@@ -21,7 +21,7 @@ exported lazily (PEP 562), each name loading its module on first use.
 """
 from __future__ import annotations
 
-import importlib
+from provguard.lazy import lazy_exports
 
 _EXPORTS = {
     "Evidence": "evidence", "Item": "evidence", "Detector": "evidence",
@@ -32,13 +32,4 @@ _EXPORTS = {
     "calibrate": "calibration", "resolve_probe": "default_probe",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"provguard.detectors.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {k: f"provguard.detectors.{m}" for k, m in _EXPORTS.items()})

@@ -11,6 +11,7 @@ import pytest
 from provguard.detectors.evidence import Evidence, Item
 from provguard.detectors.fusion import Policy, Verdict, cascade, fuse
 from provguard.errors import ProvguardError
+from test_detectors_fusion import Fake  # the recording fake detector, shared
 
 
 def ev(tier, verdict, strength="medium", p=None, reason=None, **detail):
@@ -112,15 +113,6 @@ def test_policy_and_verdict_stored_forms():
     assert d == {"verdict": "synthetic", "score": pytest.approx(1 - 1e-5), "reasons": ["wm"], "tier": "watermark",
                  "evidence": [e.to_dict()], "detectors_run": []}
     json.dumps(d)
-
-
-class Fake:
-    def __init__(self, name, tier, cost, fn):
-        self.name, self.tier, self.cost, self.fn, self.seen = name, tier, cost, fn, []
-
-    def score_batch(self, items):
-        self.seen += [it.text for it in items]
-        return [self.fn(int(it.text)) for it in items]
 
 
 def test_cascade_orders_by_tier_then_cost_and_keeps_going_in_the_deciding_tier():

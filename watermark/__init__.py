@@ -11,7 +11,7 @@ Public API (exported lazily: ``import provguard.watermark`` loads nothing heavy)
 """
 from __future__ import annotations
 
-import importlib
+from provguard.lazy import lazy_exports
 
 _IMAGE, _TEXT = "provguard.watermark.image", "provguard.watermark.text"
 _EXPORTS = {
@@ -21,13 +21,4 @@ _EXPORTS = {
     "list_schemes": _TEXT, "generate": _TEXT, "load_model": _TEXT, "load_tokenizer": _TEXT,
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,15 +19,10 @@ Modules (each one job):
 """
 from __future__ import annotations
 
-import importlib
+from provguard.lazy import lazy_exports
 
 # exported lazily (PEP 562): decoding workers import :mod:`.decode` without the detectors, torch or scipy
 _EXPORTS = {"RunConfig": "provguard.pipeline.config", "FilterResult": "provguard.pipeline.run",
             "run_filter": "provguard.pipeline.run"}
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,7 @@ model), ``metrics``, ``engine``, ``sweep``, ``validate`` (exact laws), ``neural`
 """
 from __future__ import annotations
 
-import importlib
+from provguard.lazy import lazy_exports
 
 # exported lazily (PEP 562): ``provguard.sim.families`` (the registry the CLI builds its choices from)
 # imports without torch
@@ -22,9 +22,4 @@ _EXPORTS = {"ConfigError": "provguard.sim.config", "SimConfig": "provguard.sim.c
             "run_sweep": "provguard.sim.sweep", "DDPMGenerator": "provguard.sim.neural",
             "FeatureExtractor": "provguard.sim.features"}
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
