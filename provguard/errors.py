@@ -1,4 +1,5 @@
 """User-facing errors: every message says what went wrong and what to do about it."""
+import re
 
 
 class ProvguardError(Exception):
@@ -21,9 +22,9 @@ class KeyMaterialError(ProvguardError):
 class BadArgument(ProvguardError, ValueError):
     """A value passed to a library call (or a command-line option) that cannot work.
 
-    ``parameter`` names the library parameter; the message may say ``{name}`` where the parameter's
-    name belongs, so the command line can show its own flag instead (:meth:`message_for`). ``str()``
-    gives the library wording (the parameter name).
+    The message names parameters as placeholders: ``{name}`` for ``parameter`` (the one at fault) and
+    ``{other_parameter}`` for any other it mentions, so that the command line can spell each as its
+    own flag (:meth:`message_for`). ``str()`` gives the library wording (the parameter names).
     """
 
     def __init__(self, message: str, parameter: str | None = None):
@@ -31,9 +32,19 @@ class BadArgument(ProvguardError, ValueError):
         self.message, self.parameter = message, parameter
 
     def message_for(self, flags: dict[str, str] | None = None) -> str:
-        """The message with ``{name}`` spelled as ``flags[parameter]`` (a flag) when given."""
-        name = (flags or {}).get(self.parameter, self.parameter) if self.parameter else None
-        return self.message.replace("{name}", name) if name else self.message
+        """The message with each placeholder spelled as ``flags[parameter]`` (a flag) where given,
+        else as the parameter's own name."""
+        flags = flags or {}
+
+        def spell(match: re.Match) -> str:
+            name = self.parameter if match[1] == "name" and self.parameter else match[1]
+            return flags.get(name, name)
+
+        return _PLACEHOLDER.sub(spell, self.message)
 
     def __str__(self) -> str:
         return self.message_for()
+
+
+#: ``{parameter_name}`` in a :class:`BadArgument` message
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")

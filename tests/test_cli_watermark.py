@@ -94,7 +94,8 @@ def test_embed_never_overwrites(folder, tmp_path):
 
 
 def test_usage_errors(folder):
-    assert _run(["watermark", "detect", "--fpr", "2", str(folder)]).exit_code == 3
+    res = _run(["watermark", "detect", "--fpr", "2", str(folder)])
+    assert res.exit_code == 2 and "error: --fpr must be in (0, 1), got 2.0" in res.output
     assert _run(["watermark", "detect", "/no/such/path"]).exit_code == 2
     res = _run(["watermark", "embed", "--method", "provguard", "--key", "k", "--payload", "zz", str(folder), "--out", "x"])
-    assert res.exit_code == 3 and "hexadecimal" in res.output
+    assert res.exit_code == 2 and "error: --payload 'zz' is not hexadecimal" in res.output

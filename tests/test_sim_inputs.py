@@ -7,6 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from provguard.cli import main
+from provguard.cli.common import command_flags
+from provguard.cli.simulate import simulate
 from provguard.sim.config import ConfigError, SimConfig, validate
 from provguard.sim.engine import Engine
 
@@ -32,7 +34,8 @@ torch.set_num_threads(1)
 def test_impossible_configs_fail_before_running(changes, needle):
     with pytest.raises(ConfigError, match=None) as info:
         Engine([SimConfig(**changes)])
-    assert needle in str(info.value)
+    assert needle in info.value.message_for(command_flags(simulate))  # as the command line shows it
+    assert "--" not in str(info.value)  # the library names parameters, not flags
 
 
 def test_sweep_points_may_only_vary_per_chain_fields():

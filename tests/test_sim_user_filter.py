@@ -71,9 +71,9 @@ def test_bad_evaluations_name_the_option(tmp_path, doc, needle):
     p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     with pytest.raises(ConfigError) as info:
         read_operating_point(p)
-    assert "--filter-from" in str(info.value) and needle in str(info.value)
+    assert str(info.value).startswith(f"evaluation {p}") and needle in str(info.value)
     res = CliRunner().invoke(main, ["simulate", "--filter-from", str(p), "-T", "2", "--chains", "2"])
-    assert res.exit_code == 2 and "--filter-from" in res.output
+    assert res.exit_code == 2 and f"error: --filter-from {p}" in res.output and needle in res.output
 
 
 def test_filter_from_runs_the_band_in_one_batch(probe_eval):

@@ -22,7 +22,8 @@ EXIT_FATAL = 3
 #: library parameter names -> the flags that set them (how a :class:`BadArgument` reads on the command line)
 FLAGS = {"device": "--device", "key": "--key-file", "watermarks": "--watermark", "text_watermark": "--text-watermark",
          "tokenizer": "--tokenizer", "probe": "--probe", "policy": "--policy", "target_fpr": "--target-fpr",
-         "engine": "--engine", "fmt": "--format", "source": "SOURCE", "trust_anchors": "--trust-anchors"}
+         "engine": "--engine", "fmt": "--format", "source": "SOURCE", "trust_anchors": "--trust-anchors",
+         "pixel_path": "--sd-pipeline"}
 
 
 def discover_files(inputs: Sequence[str], suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
@@ -89,19 +90,29 @@ def fail(message: str, code: int = EXIT_FATAL) -> None:
     sys.exit(code)
 
 
+def command_flags(command: click.Command) -> dict[str, str]:
+    """Parameter name -> how ``command`` spells it: an option's longest flag, an argument's metavar."""
+    return {p.name: max(p.opts, key=len) if isinstance(p, click.Option) else p.human_readable_name
+            for p in command.params if p.name}
+
+
 @contextmanager
-def user_errors(cleanup: Callable[[], None] = lambda: None, fatal: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+def user_errors(cleanup: Callable[[], None] = lambda: None, fatal: tuple[type[Exception], ...] = (),
+                flags: dict[str, str] | None = None) -> Iterator[None]:
     """The command line's one translation of library errors into a message and an exit code.
 
-    :class:`~provguard.errors.BadArgument` exits 2 (usage) with its parameter spelled as the flag
-    (:data:`FLAGS`); any other :class:`~provguard.errors.ProvguardError`, and the ``fatal`` types, exit 3.
-    ``cleanup`` runs first (e.g. closing a progress bar).
+    :class:`~provguard.errors.BadArgument` exits 2 (usage) with the parameters it names spelled as
+    flags: ``flags``, then :data:`FLAGS`, then the running command's own options
+    (:func:`command_flags`). Any other :class:`~provguard.errors.ProvguardError`, and the ``fatal``
+    types, exit 3. ``cleanup`` runs first (e.g. closing a progress bar).
     """
     try:
         yield
     except BadArgument as exc:
         cleanup()
-        fail(exc.message_for(FLAGS), EXIT_USAGE)
+        ctx = click.get_current_context(silent=True)
+        own = command_flags(ctx.command) if ctx is not None else {}
+        fail(exc.message_for({**own, **FLAGS, **(flags or {})}), EXIT_USAGE)
     except (ProvguardError, *fatal) as exc:
         cleanup()
         fail(str(exc), EXIT_FATAL)

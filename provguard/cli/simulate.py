@@ -68,6 +68,10 @@ def _sim_options(fn):
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
 
+#: read_operating_point's parameters -> the options that set them
+_EVALUATION_FLAGS = {"evaluation": "--filter-from", "at_fpr": "--filter-at-fpr"}
+
+
 def _config(kw: dict):
     from provguard.sim.config import SimConfig
 
@@ -277,18 +281,18 @@ def simulate(ctx, out, as_json, filter_from, filter_at_fpr, **kw):
 
     writer = _Writer(out)
     try:
-        with user_errors():
+        with user_errors(flags=_EVALUATION_FLAGS):
             cfg = _config(kw)
             op = None
             if filter_from is not None:
                 if kw["filter_recall"] or kw["filter_fpr"] or kw["filter_kind"] not in (None, "idealised"):
-                    raise ConfigError("--filter-from sets the filter's recall and FPR from your evaluation: drop "
-                                      "--filter-recall, --filter-fpr and --filter")
+                    raise ConfigError("{evaluation} sets the filter's recall and FPR from your evaluation: drop "
+                                      "{filter_recall}, {filter_fpr} and {filter_kind}")
                 from provguard.sim.operating_point import read_operating_point
 
                 op = read_operating_point(filter_from, filter_at_fpr)
             elif filter_at_fpr is not None:
-                raise ConfigError("--filter-at-fpr only applies with --filter-from")
+                raise ConfigError("{at_fpr} only applies with {evaluation}")
             state = _run_main(cfg, writer, op)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished generations are in {out}" if out else "\ninterrupted", err=True)

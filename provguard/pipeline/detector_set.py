@@ -79,11 +79,11 @@ def build_detectors(config, key=None, device: str | None = None, probe_objects=N
     out = DetectorSet()
     out.image.append(TimedDetector(MetadataDetector(config.trust_anchors.path if config.trust_anchors else None)))
     for method in config.watermarks:  # RunConfig.create kept only the keyed methods it has a key for
-        out.image.append(TimedDetector(ImageWatermarkDetector(method, key=key, fpr=config.target_fpr)))
-        if method == "sd":  # the run card records the calibration behind the SD p-values
-            from provguard.watermark.image.sd import null_summary
-
-            out.info["sd_null"] = null_summary()
+        detector = ImageWatermarkDetector(method, key=key, fpr=config.target_fpr)
+        out.image.append(TimedDetector(detector))
+        null = detector.watermark.null_summary()  # the run card records a calibrated null (e.g. sd_null)
+        if null is not None:
+            out.info[f"{method}_null"] = null
     if config.probe:
         from provguard.detectors.classifier import ProbeDetector, load_probe_and_tower
         from provguard.detectors.embedding import EmbeddingCache

@@ -166,57 +166,57 @@ def _either(names: list[str]) -> str:
 
 def validate(cfg: SimConfig) -> None:
     """Raise :class:`ConfigError` naming the option to change, for any impossible configuration."""
-    _need(cfg.loop in LOOPS, f"--loop must be one of {', '.join(LOOPS)} (got {cfg.loop!r})")
-    _need(cfg.model in MODELS, f"--model must be one of {', '.join(MODELS)} (got {cfg.model!r})")
-    _need(cfg.filter in FILTERS, f"--filter must be one of {', '.join(FILTERS)} (got {cfg.filter!r})")
-    _need(cfg.estimator in ESTIMATORS, f"--estimator must be one of {', '.join(ESTIMATORS)}")
-    _need(cfg.path in PATHS, f"--path must be one of {', '.join(PATHS)}")
-    for name, value in (("--filter-recall", cfg.filter_recall), ("--filter-fpr", cfg.filter_fpr)):
-        _need(math.isfinite(value) and 0.0 <= value <= 1.0, f"{name} must be in [0, 1] (got {value})")
-    _need(cfg.generations >= 1, f"--generations must be >= 1 (got {cfg.generations})")
-    _need(cfg.chains >= 1, f"--chains must be >= 1 (got {cfg.chains})")
-    _need(cfg.n_real >= 0 and cfg.n_synth >= 0, "--n-real and --n-synth must be >= 0")
-    _need(cfg.n_real >= 1, "--n-real must be >= 1: generation 1 trains on real data only")
-    _need(math.isfinite(cfg.lam) and cfg.lam > 0, f"--lambda must be > 0 (got {cfg.lam})")
-    _need(cfg.d >= 1, f"--dim must be >= 1 (got {cfg.d})")
+    _need(cfg.loop in LOOPS, f"{{loop}} must be one of {', '.join(LOOPS)} (got {cfg.loop!r})")
+    _need(cfg.model in MODELS, f"{{model}} must be one of {', '.join(MODELS)} (got {cfg.model!r})")
+    _need(cfg.filter in FILTERS, f"{{filter_kind}} must be one of {', '.join(FILTERS)} (got {cfg.filter!r})")
+    _need(cfg.estimator in ESTIMATORS, f"{{estimator}} must be one of {', '.join(ESTIMATORS)}")
+    _need(cfg.path in PATHS, f"{{path}} must be one of {', '.join(PATHS)}")
+    for name, value in (("filter_recall", cfg.filter_recall), ("filter_fpr", cfg.filter_fpr)):
+        _need(math.isfinite(value) and 0.0 <= value <= 1.0, f"{{{name}}} must be in [0, 1] (got {value})")
+    _need(cfg.generations >= 1, f"{{generations}} must be >= 1 (got {cfg.generations})")
+    _need(cfg.chains >= 1, f"{{chains}} must be >= 1 (got {cfg.chains})")
+    _need(cfg.n_real >= 0 and cfg.n_synth >= 0, "{n_real} and {n_synth} must be >= 0")
+    _need(cfg.n_real >= 1, "{n_real} must be >= 1: generation 1 trains on real data only")
+    _need(math.isfinite(cfg.lam) and cfg.lam > 0, f"{{lam}} must be > 0 (got {cfg.lam})")
+    _need(cfg.d >= 1, f"{{dim}} must be >= 1 (got {cfg.d})")
     _need(cfg.k >= 1 and cfg.eval_samples > cfg.k + 1,
-          f"--eval-samples ({cfg.eval_samples}) must exceed k+1 = {cfg.k + 1}")
-    _need(cfg.watermark_strength >= 0, "--watermark-strength must be >= 0")
-    _need(cfg.chunk is None or cfg.chunk >= 1, "--chunk must be >= 1")
-    _need(cfg.sample_metric_chains >= 0, f"--sample-metric-chains must be >= 0 (got {cfg.sample_metric_chains})")
+          f"{{eval_samples}} ({cfg.eval_samples}) must exceed k+1 = {cfg.k + 1}")
+    _need(cfg.watermark_strength >= 0, "{watermark_strength} must be >= 0")
+    _need(cfg.chunk is None or cfg.chunk >= 1, "{chunk} must be >= 1")
+    _need(cfg.sample_metric_chains >= 0, f"{{sample_metric_chains}} must be >= 0 (got {cfg.sample_metric_chains})")
     if cfg.loop == "synthetic":
-        _need(cfg.n_synth > 0, "a fully synthetic loop needs --n-synth > 0 (it trains only on synthetic "
-                               "data after generation 1); use --loop fresh or --loop augment to train on real data")
+        _need(cfg.n_synth > 0, "a fully synthetic loop needs {n_synth} > 0 (it trains only on synthetic "
+                               "data after generation 1); use {loop} fresh or {loop} augment to train on real data")
         _need(cfg.filter not in ("idealised",) or cfg.filter_recall < 1.0 or cfg.pool_memory > 1,
-              "--filter-recall 1 drops every synthetic sample, so a fully synthetic loop has no training data "
-              "from generation 2 on; lower --filter-recall or use --accumulate")
+              "{filter_recall} 1 drops every synthetic sample, so a fully synthetic loop has no training data "
+              "from generation 2 on; lower {filter_recall} or use {accumulate}")
     continuous = families_with("continuous")
     if cfg.filter == "content":
-        _need(cfg.model in families_with("has_density"), "--filter content needs a continuous family with a "
-              f"real density (--model {_either(families_with('has_density'))})")
+        _need(cfg.model in families_with("has_density"), "{filter_kind} content needs a continuous family with a "
+              f"real density ({{model}} {_either(families_with('has_density'))})")
         _need(cfg.filter_recall == 0, "a content detector's recall is an outcome, not a setting: drop "
-                                      "--filter-recall and set --filter-fpr")
-        _need(0 < cfg.filter_fpr < 1, "--filter content needs --filter-fpr in (0, 1)")
+                                      "{filter_recall} and set {filter_fpr}")
+        _need(0 < cfg.filter_fpr < 1, "{filter_kind} content needs {filter_fpr} in (0, 1)")
     if cfg.filter == "watermark":
-        _need(cfg.model in continuous, f"--filter watermark needs a continuous family ({', '.join(continuous)})")
-        _need(cfg.watermark_strength > 0, "--filter watermark needs --watermark-strength > 0 (the mark "
+        _need(cfg.model in continuous, f"{{filter_kind}} watermark needs a continuous family ({', '.join(continuous)})")
+        _need(cfg.watermark_strength > 0, "{filter_kind} watermark needs {watermark_strength} > 0 (the mark "
                                           "the detector looks for)")
         _need(cfg.filter_recall == 0, "a watermark detector's recall is an outcome of "
-                                      "--watermark-strength: drop --filter-recall and set --filter-fpr")
-        _need(0 < cfg.filter_fpr < 1, "--filter watermark needs --filter-fpr in (0, 1), e.g. 0.001")
+                                      "{watermark_strength}: drop {filter_recall} and set {filter_fpr}")
+        _need(0 < cfg.filter_fpr < 1, "{filter_kind} watermark needs {filter_fpr} in (0, 1), e.g. 0.001")
     if cfg.watermark_strength > 0:
-        _need(cfg.model in continuous, f"--watermark-strength needs a continuous family ({', '.join(continuous)})")
+        _need(cfg.model in continuous, f"{{watermark_strength}} needs a continuous family ({', '.join(continuous)})")
     if cfg.filter == "probe":
-        _need(cfg.model in continuous, f"--filter probe needs vectors or images (--model {_either(continuous)})")
-        _need(cfg.filter_recall == 0, "a probe's recall is an outcome, not a setting: drop --filter-recall and "
-                                      "set --filter-fpr")
-        _need(0 < cfg.filter_fpr < 1, "--filter probe needs --filter-fpr in (0, 1), e.g. 0.01")
-        _need(cfg.probe_train >= 2, f"--probe-train-samples must be >= 2 (got {cfg.probe_train})")
+        _need(cfg.model in continuous, f"{{filter_kind}} probe needs vectors or images ({{model}} {_either(continuous)})")
+        _need(cfg.filter_recall == 0, "a probe's recall is an outcome, not a setting: drop {filter_recall} and "
+                                      "set {filter_fpr}")
+        _need(0 < cfg.filter_fpr < 1, "{filter_kind} probe needs {filter_fpr} in (0, 1), e.g. 0.01")
+        _need(cfg.probe_train >= 2, f"{{probe_train}} must be >= 2 (got {cfg.probe_train})")
         least = math.ceil(1.0 / cfg.filter_fpr - 1.0 - 1e-9)
         _need(cfg.probe_calibration >= least,
-              f"--filter-fpr {cfg.filter_fpr:g} needs at least {least} held-out real samples to calibrate the "
-              f"probe (conformal threshold); raise --probe-calibration-samples (got {cfg.probe_calibration}) "
-              f"or --filter-fpr")
+              f"{{filter_fpr}} {cfg.filter_fpr:g} needs at least {least} held-out real samples to calibrate the "
+              f"probe (conformal threshold); raise {{probe_calibration}} (got {cfg.probe_calibration}) "
+              f"or {{filter_fpr}}")
     if cfg.model in ("gaussian", "gmm"):
         # A fit on n <= d samples is rank-deficient but valid (finite W2, PSD covariance); only a pool
         # of fewer than 2 samples has no covariance at all.
@@ -224,21 +224,21 @@ def validate(cfg: SimConfig) -> None:
         _need(smallest >= 2,
               f"a {cfg.model} fit needs at least 2 training samples per generation, but this configuration can "
               f"leave only {smallest} after filtering (n_real={cfg.n_real}, n_synth={cfg.n_synth}, "
-              f"recall={cfg.filter_recall}, FPR={cfg.filter_fpr}); raise --n-real/--n-synth or lower the "
+              f"recall={cfg.filter_recall}, FPR={cfg.filter_fpr}); raise {{n_real}}/{{n_synth}} or lower the "
               f"filter rates")
     if cfg.model == "gmm":
         _need(cfg.gmm_components >= 2 and 0 < cfg.gmm_rare_weight * 2 < 1,
-              "--gmm-components must be >= 2 and the rare-mode weight in (0, 0.5)")
+              "{gmm_components} must be >= 2 and the rare-mode weight in (0, 0.5)")
     if cfg.model == "categorical":
-        _need(cfg.d >= 2, "the categorical family needs a vocabulary (--dim) of at least 2 tokens")
+        _need(cfg.d >= 2, "the categorical family needs a vocabulary ({dim}) of at least 2 tokens")
     if cfg.model == "ddpm":
-        _need(cfg.dim in (None, 784), "the ddpm family works on 28x28 Fashion-MNIST images: omit --dim")
-        _need(cfg.n_real <= 60000, "--n-real is at most 60000 (the Fashion-MNIST training split)")
+        _need(cfg.dim in (None, 784), "the ddpm family works on 28x28 Fashion-MNIST images: omit {dim}")
+        _need(cfg.n_real <= 60000, "{n_real} is at most 60000 (the Fashion-MNIST training split)")
     per_chain = estimate_bytes_per_chain(cfg, stats_path=cfg.path == "stats") + sample_metric_bytes(cfg)
     budget = cfg.mem_budget_gb * 2 ** 30
     _need(per_chain <= budget,
           f"one chain needs about {per_chain / 2 ** 30:.1f} GiB (> the {cfg.mem_budget_gb:g} GiB memory budget); "
-          f"lower --n-real/--n-synth/--dim/--eval-samples, use --metrics fast, or raise --mem-budget-gb")
+          f"lower {{n_real}}/{{n_synth}}/{{dim}}/{{eval_samples}}, use {{metrics}} fast, or raise {{mem_budget_gb}}")
 
 
 def chunk_size(cfg: SimConfig, n_chains: int, stats_path: bool) -> int:

@@ -168,7 +168,7 @@ def check_points(points: list[C.SimConfig]) -> None:
     if len(kinds) > 1 and not kinds <= {"none", "idealised"}:
         raise C.ConfigError(f"sweep points must share one detector filter kind (got {', '.join(sorted(kinds))})")
     if points[0].model == "gaussian" and points[0].path == "stats" and points[0].filter not in ("none", "idealised"):
-        raise C.ConfigError("--path stats cannot run a detector filter (it needs samples to score); use --path auto")
+        raise C.ConfigError("{path} stats cannot run a detector filter (it needs samples to score); use {path} auto")
 
 
 class _Chunk:

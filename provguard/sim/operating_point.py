@@ -24,7 +24,8 @@ from pathlib import Path
 
 from provguard.sim.config import ConfigError
 
-OPTION = "--filter-from"
+#: how messages name the evaluation file (the CLI spells it --filter-from)
+OPTION = "{evaluation}"
 SHAPES = ("the JSON of `provguard probe eval --json` (auc, tpr_at_fpr, tpr_ci) or a labelled filter evaluation "
           "(tp, fn, fp, tn counts, or tpr, tpr_ci, fpr, fpr_ci)")
 
@@ -110,7 +111,7 @@ def _from_probe_eval(doc: dict, path: Path, at_fpr: float | None) -> OperatingPo
         match = [f for f in listed if math.isclose(f, at_fpr, rel_tol=1e-9)]
         if not match:
             raise ConfigError(f"{OPTION} {path}: no TPR at FPR {at_fpr:g}; the file lists FPRs "
-                              f"{', '.join(sorted(listed.values()))} (choose one with --filter-at-fpr)")
+                              f"{', '.join(sorted(listed.values()))} (choose one with {{at_fpr}})")
         f = match[0]
     else:
         usable = [f for f, k in listed.items() if table[k] is not None]
@@ -143,10 +144,10 @@ def _from_labelled(doc: dict, path: Path) -> OperatingPoint:
                           _interval("FPR", doc.get("fpr_ci"), fpr, path), str(path), "labelled evaluation")
 
 
-def read_operating_point(path: str | Path, at_fpr: float | None = None) -> OperatingPoint:
-    """The operating point of the evaluation in ``path`` (see module docstring); :class:`ConfigError`
-    naming ``--filter-from`` for anything that is not a usable evaluation."""
-    path = Path(path)
+def read_operating_point(evaluation: str | Path, at_fpr: float | None = None) -> OperatingPoint:
+    """The operating point of the evaluation in the file ``evaluation`` (see module docstring);
+    :class:`ConfigError` naming ``evaluation`` for anything that is not a usable evaluation."""
+    path = Path(evaluation)
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -157,7 +158,7 @@ def read_operating_point(path: str | Path, at_fpr: float | None = None) -> Opera
         return _from_probe_eval(doc, path, at_fpr)
     if isinstance(doc, dict) and ({"tp", "fn", "fp", "tn"} <= set(doc) or {"tpr", "fpr"} <= set(doc)):
         if at_fpr is not None:
-            raise ConfigError(f"--filter-at-fpr applies to a probe evaluation with several FPRs; {path} is a "
+            raise ConfigError(f"{{at_fpr}} applies to a probe evaluation with several FPRs; {path} is a "
                               "labelled evaluation with one operating point")
         return _from_labelled(doc, path)
     raise ConfigError(f"{OPTION} {path} is not a filter evaluation: expected {SHAPES}")

@@ -96,7 +96,7 @@ def _evaluate(result, point: int, ref: int, recall: float, metric: str, toleranc
         return Evaluation(recall, value, se, tolerance - value)
     name = primary if kind == "primary" else metric
     if name not in result.raw[0]:
-        raise ConfigError(f"--metric {metric}: the {result.points[0].model} family has no closed-form {name}")
+        raise ConfigError(f"{{metric}} {metric}: the {result.points[0].model} family has no closed-form {name}")
     x, y = _steady(result, point, name), _steady(result, ref, name)
     value, se = _ratio(y, x) if kind in ("primary", "lower") else _ratio(x, y)
     return Evaluation(recall, value, se, value - tolerance)
@@ -119,15 +119,15 @@ def required_recall(base: SimConfig, metric: str = "n_eff", tolerance: float = 0
     bracket shrinks by ``grid + 1`` per round. ``progress(n)`` is called per finished generation.
     """
     if metric not in DIRECTIONS:
-        raise ConfigError(f"--metric must be one of {', '.join(DIRECTIONS)} (got {metric!r})")
+        raise ConfigError(f"{{metric}} must be one of {', '.join(DIRECTIONS)} (got {metric!r})")
     if not (math.isfinite(tolerance) and tolerance > 0) or (DIRECTIONS[metric] == "leak" and tolerance >= 1):
-        raise ConfigError(f"--tolerance must be > 0 (and < 1 for leak_fraction), got {tolerance}")
+        raise ConfigError(f"{{tolerance}} must be > 0 (and < 1 for leak_fraction), got {tolerance}")
     if rounds < 1 or grid < 2:
-        raise ConfigError("--rounds must be >= 1 and --grid >= 2")
+        raise ConfigError("{rounds} must be >= 1 and {grid} >= 2")
     if base.loop == "synthetic":
-        raise ConfigError("required-recall compares with a real-only loop: use --loop fresh or augment")
+        raise ConfigError("required-recall compares with a real-only loop: use {loop} fresh or augment")
     if base.generations < 2:
-        raise ConfigError("--generations must be >= 2: the steady state is the last half of the generations")
+        raise ConfigError("{generations} must be >= 2: the steady state is the last half of the generations")
     criterion = describe(metric, tolerance, base)
     evals = _run_grid(base, [i / (grid - 1) for i in range(grid)], metric, tolerance, progress)
     seen = list(evals)

@@ -17,15 +17,15 @@ def parse_vary(specs: list[str]) -> dict[str, list]:
         name, sep, values = spec.partition("=")
         name = name.strip()
         if not sep or name not in PER_CHAIN:
-            raise ConfigError(f"--vary needs NAME=V1,V2,... with NAME one of {', '.join(PER_CHAIN)} (got {spec!r})")
+            raise ConfigError(f"{{vary}} needs NAME=V1,V2,... with NAME one of {', '.join(PER_CHAIN)} (got {spec!r})")
         field = PER_CHAIN[name]
         cast = int if field in ("n_synth", "n_real") else float
         try:
             vals = [cast(v) for v in values.split(",") if v.strip()]
         except ValueError as exc:
-            raise ConfigError(f"--vary {name}: {exc}") from None
+            raise ConfigError(f"{{vary}} {name}: {exc}") from None
         if not vals:
-            raise ConfigError(f"--vary {name} has no values")
+            raise ConfigError(f"{{vary}} {name} has no values")
         out[field] = vals
     return out
 
@@ -52,6 +52,6 @@ def phase_grid(result: RunResult, vary: dict[str, list]) -> dict:
 def run_sweep(base: SimConfig, vary: dict[str, list], **run_kwargs) -> tuple[RunResult, dict]:
     """Run every grid point in one batched engine call; return the result and the phase grid."""
     if not vary:
-        raise ConfigError("a sweep needs at least one --vary NAME=V1,V2,...")
+        raise ConfigError("a sweep needs at least one {vary} NAME=V1,V2,...")
     result = Engine(grid_points(base, vary)).run(**run_kwargs)
     return result, phase_grid(result, vary)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from provguard.devices import pick_device
+from provguard.errors import BadArgument
 
 
 @dataclass
@@ -62,6 +63,11 @@ class ImageWatermark(abc.ABC):
         """Raise :class:`~provguard.errors.NotApplicable` (an ``InputError``) when ``image`` is too small."""
         _check_min(image, self.min_size, f"the {self.name!r} watermark needs at least")
 
+    def null_summary(self) -> dict[str, Any] | None:
+        """What a run card records about the null behind this method's p-values (None: they are exact
+        by construction, nothing to record)."""
+        return None
+
     def check_readable(self, image: np.ndarray) -> None:
         """Raise :class:`~provguard.errors.InputError` when ``image`` is too small to detect in
         (defaults to :meth:`check_size`)."""
@@ -78,9 +84,9 @@ def _check_min(image: np.ndarray, min_size: tuple[int, int], what: str) -> None:
 
 
 def check_fpr(fpr: float) -> float:
-    """Validate a false-positive rate in (0, 1)."""
+    """Validate a false-positive rate in (0, 1) (:class:`~provguard.errors.BadArgument` naming ``fpr``)."""
     if not 0.0 < float(fpr) < 1.0:
-        raise ValueError(f"fpr must be in (0, 1), got {fpr}: e.g. 1e-3 for one false alarm in a thousand")
+        raise BadArgument(f"{{name}} must be in (0, 1), got {fpr}: e.g. 1e-3 for one false alarm in a thousand", "fpr")
     return float(fpr)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from scipy.stats import binom
 
+from provguard.errors import BadArgument
 from provguard.imaging.color import luma
 from provguard.keys import SecretKey, as_key
 from provguard.watermark import prf
@@ -75,17 +76,19 @@ def payload_to_bits(payload: Any) -> np.ndarray:
         value = 0
     elif isinstance(payload, (bytes, bytearray)):
         if len(payload) > DATA_BITS // 8:
-            raise ValueError(f"payload is {len(payload)} bytes; the provguard watermark carries at most {DATA_BITS // 8}")
+            raise BadArgument(f"{{name}} is {len(payload)} bytes; the provguard watermark carries at most {DATA_BITS // 8}",
+                              "payload")
         value = int.from_bytes(bytes(payload), "big")
     elif isinstance(payload, str):
         try:
             value = int(payload, 16)
         except ValueError:
-            raise ValueError(f"payload {payload!r} is not hexadecimal: pass e.g. 0xC0FFEE (at most {DATA_BITS} bits)") from None
+            raise BadArgument(f"{{name}} {payload!r} is not hexadecimal: pass e.g. 0xC0FFEE (at most {DATA_BITS} bits)",
+                              "payload") from None
     else:
         value = int(payload)
     if not 0 <= value < (1 << DATA_BITS):
-        raise ValueError(f"payload {value:#x} does not fit in {DATA_BITS} bits")
+        raise BadArgument(f"{{name}} {value:#x} does not fit in {DATA_BITS} bits", "payload")
     return np.array([(value >> (DATA_BITS - 1 - i)) & 1 for i in range(DATA_BITS)], dtype=np.uint8)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from provguard.errors import BadArgument
 from provguard.imaging import color
 from provguard.watermark.image import haar
 from provguard.watermark.image.base import ImageDetection, ImageWatermark, check_fpr, group_by_shape
@@ -219,8 +220,13 @@ class SDWatermark(ImageWatermark):
         super().__init__(device)
         unknown = set(payloads) - set(SD_PAYLOADS)
         if unknown:
-            raise ValueError(f"unknown SD payload(s) {sorted(unknown)}; choose from {sorted(SD_PAYLOADS)}")
+            raise BadArgument(f"unknown SD payload(s) {sorted(unknown)} in {{name}}; choose from {sorted(SD_PAYLOADS)}",
+                              "payloads")
         self.payloads = tuple(payloads)
+
+    def null_summary(self) -> dict[str, Any]:
+        """The packaged null table behind the p-values (:func:`null_summary`)."""
+        return null_summary()
 
     def check_size(self, image: np.ndarray) -> None:
         from provguard.errors import NotApplicable
@@ -235,14 +241,15 @@ class SDWatermark(ImageWatermark):
         payload = "sdxl" if payload is None else payload
         if isinstance(payload, str):
             if payload not in SD_PAYLOADS:
-                raise ValueError(f"unknown SD payload {payload!r}; choose from {sorted(SD_PAYLOADS)} or pass bits")
+                raise BadArgument(f"unknown SD payload {payload!r} in {{name}}; choose from {sorted(SD_PAYLOADS)} or pass bits",
+                                  "payload")
             bits = SD_PAYLOADS[payload]
             pixel_path = pixel_path or DEFAULT_PATH[payload]
         else:
             bits = np.asarray(payload, dtype=np.uint8)
             pixel_path = pixel_path or "compvis"
         if pixel_path not in PIXEL_PATHS:
-            raise ValueError(f"unknown pixel path {pixel_path!r}; choose from {sorted(PIXEL_PATHS)}")
+            raise BadArgument(f"unknown pixel path {pixel_path!r} in {{name}}; choose from {sorted(PIXEL_PATHS)}", "pixel_path")
         out: list[np.ndarray | None] = [None] * len(images)
         for _, idx in group_by_shape(images).items():
             for i in idx:

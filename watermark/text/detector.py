@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from provguard.errors import BadArgument
 from provguard.watermark.text.normalize import NormalizedText, identity_text, normalize_text
 from provguard.watermark.text.schemes import GreenListScheme
 from provguard.watermark.text.stats import best_window, binomial_p_value, z_score
@@ -83,7 +84,7 @@ class TextWatermarkDetector:
                  ignore_repeated_ngrams: bool = True, normalize: bool = True, find_spans: bool = True,
                  min_span_tokens: int = 25):
         if not 0.0 < fpr < 1.0:
-            raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+            raise BadArgument(f"{{name}} must be in (0, 1), got {fpr}", "fpr")
         self.tokenizer = tokenizer
         self.scheme = scheme
         self.fpr = fpr

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from provguard.errors import BadArgument
 from provguard.sim.rng import ChainStreams
 
 
@@ -110,8 +111,8 @@ class Family(abc.ABC):
 
     def surprisal(self, x: torch.Tensor) -> torch.Tensor:
         """``-log p_real(x)`` up to a constant, ``[C, N]`` (content-detector score)."""
-        raise ValueError(f"the {self.name} family has no real density, so --filter content cannot score it: "
-                         "use --filter idealised or --filter watermark")
+        raise BadArgument(f"the {self.name} family has no real density, so {{filter_kind}} content cannot score "
+                          "it: use {filter_kind} idealised or {filter_kind} watermark", "filter_kind")
 
 
 @dataclass
