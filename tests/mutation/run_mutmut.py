@@ -68,6 +68,10 @@ MODULES: dict[str, list[str]] = {
 }
 
 
+#: module -> pytest plugins (in tests/mutation/) that warm mutmut's fork server for its tests
+WARM_UP: dict[str, list[str]] = {"provguard/watermark/text/detector.py": ["warm_tokenizer"]}
+
+
 def short(module: str) -> str:
     return module.removeprefix("provguard/").removesuffix(".py").replace("/", ".")
 
@@ -87,10 +91,11 @@ def stage(module: str) -> Path:
     shutil.move(tree / "tests", where / "tests")
     toml = (tree / "pyproject.toml").read_text()
     tests = ", ".join(json.dumps(t) for t in MODULES[module])
+    plugins = [arg for name in WARM_UP.get(module, []) for arg in ("-p", name)]
     toml += ("\n[tool.mutmut]\nsource_paths = [\"provguard\"]\n"
              f"only_mutate = [{json.dumps(module)}]\n"
              f"pytest_add_cli_args_test_selection = [{tests}]\n"
-             "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-W\", \"ignore\"]\n"
+             f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', '-W', 'ignore', *plugins])}\n"
              "use_git_change_detection = false\n"
              # fork each mutant from a clean server, not from the process that ran the suite: torch's
              # thread pool does not survive fork, and such a worker hangs until the wall timeout,
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     results_file = STAGE / "scores.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     env = {k: v for k, v in os.environ.items() if k != "PROVGUARD_REQUIRE_ASSETS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests" / "mutation"), env.get("PYTHONPATH")]))
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     for module in wanted:
         where = stage(module)
