@@ -35,7 +35,7 @@ _INT = "tests/test_pipeline_integrity.py::"
 #: module (staged path) -> tests that guard it
 MODULES: dict[str, list[str]] = {
     "provguard/watermark/image/keyed.py": [
-        "tests/test_pinned.py", _KEYED + "test_payload_forms_and_errors", _KEYED + "test_chase_decoding_repairs_the_weakest_bits",
+        "tests/test_pinned.py", "tests/test_keyed_exact.py", _KEYED + "test_payload_forms_and_errors", _KEYED + "test_chase_decoding_repairs_the_weakest_bits",
         _KEYED + "test_key_layout_is_pinned_and_device_independent", _KEYED + "test_key_is_never_shown",
         _KEYED + "test_psnr_is_at_least_40_db", _KEYED + "test_clean_marks_are_detected_with_the_payload",
         _KEYED + "test_geometry_is_recovered", _NULL + "test_keyed_image_p_values_are_uniform_under_the_null"],
