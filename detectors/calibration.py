@@ -20,6 +20,8 @@ from provguard.errors import ProvguardError
 class CalibrationError(ProvguardError):
     """Not enough (or unusable) calibration data for the requested false-positive rate."""
 
+    names_parameters = True
+
 
 def min_calibration_size(alpha: float) -> int:
     """Smallest ``n`` for which the conformal threshold at level ``alpha`` exists."""
@@ -36,7 +38,7 @@ def conformal_threshold(real_scores: np.ndarray, alpha: float) -> float:
     k = math.ceil((n + 1) * (1 - alpha) - 1e-9)
     if k > n:
         raise CalibrationError(f"a target FPR of {alpha:g} needs at least {min_calibration_size(alpha)} real "
-                               f"calibration images, got {n}: add real images or raise --target-fpr")
+                               f"calibration images, got {n}: add real images or raise {{target_fpr}}")
     return float(s[k - 1])
 
 

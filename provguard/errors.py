@@ -1,9 +1,40 @@
-"""User-facing errors: every message says what went wrong and what to do about it."""
+"""User-facing errors: every message says what went wrong and what to do about it.
+
+Errors about the caller's settings name the *parameters* to change as ``{parameter}`` placeholders
+(classes with ``names_parameters``): ``str(error)`` spells them as the library's parameter names, and
+the command line (:func:`provguard.cli.common.user_errors`) as its own flags. Errors about one input
+item never do: their messages carry file names, which are shown exactly as they are.
+"""
 import re
+
+#: ``{parameter_name}`` in a message of an error class with ``names_parameters``
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 class ProvguardError(Exception):
     """Base class for errors a user can act on (shown without a traceback by the CLI)."""
+
+    #: whether the message names parameters as ``{parameter}`` placeholders (``{name}``: ``parameter``)
+    names_parameters = False
+    #: the parameter at fault, when there is one
+    parameter: str | None = None
+
+    def message_for(self, flags: dict[str, str] | None = None) -> str:
+        """The message with each placeholder spelled as ``flags[parameter]`` (a flag) where given, else as
+        the parameter's own name; the plain message for classes that do not name parameters."""
+        message = super().__str__()
+        if not self.names_parameters:
+            return message
+        flags = flags or {}
+
+        def spell(match: re.Match) -> str:
+            name = self.parameter if match[1] == "name" and self.parameter else match[1]
+            return flags.get(name, name)
+
+        return _PLACEHOLDER.sub(spell, message)
+
+    def __str__(self) -> str:
+        return self.message_for()
 
 
 class InputError(ProvguardError):
@@ -18,33 +49,15 @@ class NotApplicable(InputError):
 class KeyMaterialError(ProvguardError):
     """A watermark key is missing or unusable (the key itself is never included in the message)."""
 
+    names_parameters = True
+
 
 class BadArgument(ProvguardError, ValueError):
-    """A value passed to a library call (or a command-line option) that cannot work.
+    """A value passed to a library call (or a command-line option) that cannot work; ``parameter``
+    names it, and the message says ``{name}`` where its name belongs."""
 
-    The message names parameters as placeholders: ``{name}`` for ``parameter`` (the one at fault) and
-    ``{other_parameter}`` for any other it mentions, so that the command line can spell each as its
-    own flag (:meth:`message_for`). ``str()`` gives the library wording (the parameter names).
-    """
+    names_parameters = True
 
     def __init__(self, message: str, parameter: str | None = None):
         super().__init__(message)
-        self.message, self.parameter = message, parameter
-
-    def message_for(self, flags: dict[str, str] | None = None) -> str:
-        """The message with each placeholder spelled as ``flags[parameter]`` (a flag) where given,
-        else as the parameter's own name."""
-        flags = flags or {}
-
-        def spell(match: re.Match) -> str:
-            name = self.parameter if match[1] == "name" and self.parameter else match[1]
-            return flags.get(name, name)
-
-        return _PLACEHOLDER.sub(spell, self.message)
-
-    def __str__(self) -> str:
-        return self.message_for()
-
-
-#: ``{parameter_name}`` in a :class:`BadArgument` message
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+        self.parameter = parameter

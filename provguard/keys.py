@@ -23,7 +23,7 @@ class SecretKey:
         if isinstance(material, str):
             material = material.encode("utf-8")
         if not material:
-            raise KeyMaterialError("the watermark key is empty: pass a non-empty --key, $PROVGUARD_KEY or --key-file")
+            raise KeyMaterialError("the watermark key is empty: pass a non-empty {key}, $PROVGUARD_KEY or {key_file}")
         self._material = bytes(material)
 
     def __bytes__(self) -> bytes:
@@ -53,7 +53,7 @@ def resolve_key(key: str | None = None, key_file: str | os.PathLike | None = Non
     Raises :class:`KeyMaterialError` when ``required`` and none is given, or the file is unreadable.
     """
     if key is not None and key_file is not None:
-        raise KeyMaterialError("give either --key or --key-file, not both")
+        raise KeyMaterialError("give either {key} or {key_file}, not both")
     if key is not None:
         return SecretKey(key)
     if key_file is not None:
@@ -70,5 +70,5 @@ def resolve_key(key: str | None = None, key_file: str | os.PathLike | None = Non
         return SecretKey(env)
     if required:
         raise KeyMaterialError(
-            f"this method needs a secret key: pass --key KEY, --key-file PATH or set ${KEY_ENV_VAR}")
+            f"this method needs a secret key: pass {{key}} KEY, {{key_file}} PATH or set ${KEY_ENV_VAR}")
     return None

@@ -38,3 +38,22 @@ def test_a_library_error_names_the_parameter_and_the_cli_the_flag(tmp_path):
     assert res.exit_code == 2 and "error: --lambda must be > 0 (got 0.0)" in res.output
     res = CliRunner().invoke(main, ["simulate", "--filter-at-fpr", "0.01"])
     assert res.exit_code == 2 and "error: --filter-at-fpr only applies with --filter-from" in res.output
+
+
+def test_key_and_run_directory_errors_name_parameters_and_flags(tmp_path, monkeypatch):
+    from provguard.errors import KeyMaterialError
+    from provguard.keys import resolve_key
+
+    monkeypatch.delenv("PROVGUARD_KEY", raising=False)
+    with pytest.raises(KeyMaterialError) as info:
+        resolve_key(None, None)
+    assert str(info.value) == "this method needs a secret key: pass key KEY, key_file PATH or set $PROVGUARD_KEY"
+    (tmp_path / "in").mkdir()
+    res = CliRunner().invoke(main, ["watermark", "detect", "--method", "provguard", str(tmp_path / "in")])
+    assert res.exit_code == 3 and "pass --key KEY, --key-file PATH or set $PROVGUARD_KEY" in res.output
+    (tmp_path / "in" / "a.txt").write_text("some text")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(main, ["filter", str(tmp_path / "in"), "--out", str(tmp_path / "busy"), "--probe", "none"])
+    assert res.exit_code == 3 and "is not a provguard run directory; choose another --out" in res.output
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine" and len(list((tmp_path / "busy").iterdir())) == 1

@@ -101,18 +101,17 @@ def user_errors(cleanup: Callable[[], None] = lambda: None, fatal: tuple[type[Ex
                 flags: dict[str, str] | None = None) -> Iterator[None]:
     """The command line's one translation of library errors into a message and an exit code.
 
-    :class:`~provguard.errors.BadArgument` exits 2 (usage) with the parameters it names spelled as
-    flags: ``flags``, then :data:`FLAGS`, then the running command's own options
-    (:func:`command_flags`). Any other :class:`~provguard.errors.ProvguardError`, and the ``fatal``
-    types, exit 3. ``cleanup`` runs first (e.g. closing a progress bar).
+    :class:`~provguard.errors.BadArgument` exits 2 (usage), any other
+    :class:`~provguard.errors.ProvguardError` and the ``fatal`` types exit 3. The parameters a message
+    names are spelled as flags: ``flags`` first, then the running command's own options
+    (:func:`command_flags`), then :data:`FLAGS`. ``cleanup`` runs first (e.g. closing a progress bar).
     """
     try:
         yield
-    except BadArgument as exc:
-        cleanup()
-        ctx = click.get_current_context(silent=True)
-        own = command_flags(ctx.command) if ctx is not None else {}
-        fail(exc.message_for({**own, **FLAGS, **(flags or {})}), EXIT_USAGE)
     except (ProvguardError, *fatal) as exc:
         cleanup()
-        fail(str(exc), EXIT_FATAL)
+        if not isinstance(exc, ProvguardError):
+            fail(str(exc), EXIT_FATAL)
+        ctx = click.get_current_context(silent=True)
+        own = command_flags(ctx.command) if ctx is not None else {}
+        fail(exc.message_for({**FLAGS, **own, **(flags or {})}), EXIT_USAGE if isinstance(exc, BadArgument) else EXIT_FATAL)

@@ -8,7 +8,7 @@ import click
 
 from provguard.cli.common import (EXIT_OK, EXIT_SOME_FAILED, IMAGE_SUFFIXES, discover_files,
                                   emit_json, fail, format_table, progress, user_errors)
-from provguard.errors import InputError, NotApplicable, ProvguardError
+from provguard.errors import BadArgument, InputError, NotApplicable, ProvguardError
 from provguard.watermark.image import list_image_watermarks
 
 BATCH = 16  # images decoded and scored together
@@ -76,7 +76,7 @@ def embed(method, key, key_file, payload, strength, sd_pipeline, out_dir, overwr
         if method == "provguard":
             payload_to_bits(payload)  # validate once, before any work
         elif options["payload"] not in ("sdxl", "sd1", "sd2"):
-            raise ProvguardError(f"--payload {payload!r} is not an SD payload: use sdxl, sd1 or sd2")
+            raise BadArgument(f"{{name}} {payload!r} is not an SD payload: use sdxl, sd1 or sd2", "payload")
     files = discover_files(inputs, IMAGE_SUFFIXES)
     if not files:
         fail("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from provguard import __version__
 from provguard.detectors.fusion import Policy
-from provguard.errors import ProvguardError
+from provguard.errors import BadArgument, ProvguardError
 from provguard.pipeline import actions as act
 from provguard.pipeline.config import RunConfig
 from provguard.pipeline.decide import DecisionPolicy, counts, decide_table, recalibrate_probe
@@ -24,7 +24,13 @@ from provguard.pipeline.sources import source_from_spec
 from provguard.pipeline.summary import render
 
 
-class ConfigMismatch(ProvguardError):
+class RunDirInUse(ProvguardError):
+    """RUN_DIR (``out``) already holds something: this run unfinished, or something that is not a run."""
+
+    names_parameters = True
+
+
+class ConfigMismatch(RunDirInUse):
     """RUN_DIR holds a run with a different scoring configuration."""
 
 
@@ -57,12 +63,12 @@ def check_or_write_config(run: RunDir, config: RunConfig, resume: bool) -> None:
         diff = old.differences(config)
         if diff:
             raise ConfigMismatch(f"{run.root} holds a run with a different configuration ({', '.join(diff)} differ); "
-                                 "use another --out, or repeat the original options to resume it")
+                                 "use another {out}, or repeat the original options to resume it")
         if not resume:
-            raise ProvguardError(f"{run.root} already holds this run; pass --resume to continue it or choose another --out")
+            raise RunDirInUse(f"{run.root} already holds this run; pass {{resume}} to continue it or choose another {{out}}")
         return
     if run.root.exists() and any(run.root.iterdir()):
-        raise ProvguardError(f"{run.root} exists and is not a provguard run directory; choose another --out")
+        raise RunDirInUse(f"{run.root} exists and is not a provguard run directory; choose another {{out}}")
     run.root.mkdir(parents=True, exist_ok=True)
     write_json(run.config, config.to_dict())
 
@@ -98,8 +104,8 @@ def _act(run: RunDir, action: str, rows: list[dict], source, dest: str | None) -
     if action == "report":
         return {}
     if not source.file_backed:
-        raise ProvguardError(f"--action {action} needs a folder source (files to copy or move); a {source.kind} "
-                             "source keeps its items inside containers: use the kept/rejected lists instead")
+        raise BadArgument(f"{{name}} {action} needs a folder source (files to copy or move); a {source.kind} "
+                             "source keeps its items inside containers: use the kept/rejected lists instead", "action")
     if action == "copy-kept":
         return act.copy_kept(run, rows, source.root, dest)
     if action == "move-rejected":
@@ -190,7 +196,7 @@ def redecide(out: str | Path, *, target_fpr: float | None = None, policy_file: s
                                                   "error", "detectors_run", "evidence"])
     if calibrate_on:
         if target_fpr is None:
-            raise ProvguardError("--calibrate-on needs --target-fpr (the false-positive rate to calibrate at)")
+            raise BadArgument("{calibrate_on} needs {name} (the false-positive rate to calibrate at)", "target_fpr")
         cal = recalibrate_probe(scores, calibrate_on, target_fpr)
         policy.classifier_threshold, policy.classifier_uncertain_threshold = cal["threshold"], None
         card["thresholds"] = {**card.get("thresholds", {}), "classifier": cal["threshold"], "classifier_calibration": cal}

@@ -170,7 +170,7 @@ class TransformersScheme(GreenListScheme):
         super().__init__(gamma, context_width, self_hash)
         if not isinstance(hashing_key, int) or not 0 <= hashing_key < 1 << 63:
             raise KeyMaterialError("transformers schemes take transformers' integer hashing_key "
-                                   "(0 <= key < 2**63) as --key")
+                                   "(0 <= key < 2**63) as {key}")
         if vocab_size < 2:
             raise ProvguardError(f"vocab size must be at least 2, got {vocab_size}")
         self.name = TRANSFORMERS_SCHEMES[int(self_hash)]
@@ -260,7 +260,7 @@ def parse_hashing_key(key: SecretKey | int | str | bytes) -> int:
         return int(text, 0)
     except ValueError:
         raise KeyMaterialError("transformers schemes need an integer key (transformers' hashing_key, "
-                               "e.g. --key 15485863)") from None
+                               "e.g. {key} 15485863)") from None
 
 
 def create_scheme(name: str = DEFAULT_SCHEME, key: SecretKey | bytes | str | int | None = None,
@@ -272,7 +272,7 @@ def create_scheme(name: str = DEFAULT_SCHEME, key: SecretKey | bytes | str | int
     transformers schemes, which also need ``vocab_size`` (the model config's, usually the tokenizer's).
     """
     if key is None:
-        raise KeyMaterialError("a watermark key is required: pass --key, --key-file or $PROVGUARD_KEY")
+        raise KeyMaterialError("a watermark key is required: pass {key}, {key_file} or $PROVGUARD_KEY")
     if name in PROVGUARD_SCHEMES:
         material = str(key) if isinstance(key, int) else key
         return ProvguardScheme(material, gamma, context_width, self_hash=name.endswith("selfhash"))

@@ -72,7 +72,7 @@ class HFSource(Source):
             image, text = self._columns(ds)
             if not image and not text:
                 raise SourceError(f"{self.root}: no image column and no text column {self.text_field!r} "
-                                  f"(columns: {list(ds.features)}); set --text-field or --image-field")
+                                  f"(columns: {list(ds.features)}); set {{text_field}} or {{image_field}}")
             prefix = f"{split}/" if split else ""
             for row in range(len(ds)):
                 for media, col in ((IMAGE, image), (TEXT, text)):

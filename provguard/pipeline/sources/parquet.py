@@ -68,7 +68,7 @@ class ParquetSource(Source):
                                                 media, {"file": str(f), "row": row, "column": col}))
         if items and not found_column:
             raise SourceError(f"{self.root}: no image column (binary) and no text column {self.text_field!r}; "
-                              "set --text-field or --image-field")
+                              "set {text_field} or {image_field}")
         return items
 
     def load(self, items: Sequence[SourceItem]) -> list[Payload]:
