@@ -336,9 +336,6 @@ def sweep_cmd(vary, admissible, out, as_json, **kw):
         with user_errors():
             grid_vary = parse_vary(list(vary))
             cfg = _config(kw)
-            n_points = 1
-            for v in grid_vary.values():
-                n_points *= len(v)
             bar = _progress(cfg.generations, "sweep")
             try:
                 result, grid = run_sweep(cfg, grid_vary, progress=bar.update)
