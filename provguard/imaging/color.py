@@ -80,7 +80,8 @@ def _simd_columns(width: int, device) -> torch.Tensor:
 def bgr_to_yuv_f32(bgr: torch.Tensor) -> torch.Tensor:
     """OpenCV ``COLOR_BGR2YUV`` on float32 pixels (chroma offset 0.5), bit for bit on a CPU with
     AVX2+FMA (the wheels' dispatch): ``Y = fma(B, .114, fma(G, .587, R * .299))`` in the vector loop,
-    ``fma(R, .299, fma(B, .114, G * .587))`` in each row's scalar tail; ``U = fma(B - Y, .492, .5)``,
+    ``fma(R, .299, fma(B, .114, G * .587))`` in each row's scalar tail (OpenCV <= 4.13; later versions
+    run the tail through the vector kernel too); ``U = fma(B - Y, .492, .5)``,
     ``V = fma(R - Y, .877, .5)``. Shapes as above, float32. The reader's plain-product U plane
     (:func:`bgr_u_channel_f32`) can differ from this in the last bit."""
     b, g, r = bgr.to(torch.float32).unbind(-1)
