@@ -34,14 +34,18 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return luma(torch.from_numpy(np.array(rgb))).double().numpy()
 
 
-def _photo_like(h: int, w: int, seed: int) -> np.ndarray:
-    """A flat gradient on the left, fine texture on the right (so a texture mask has work to do)."""
+def _photo_like(h: int, w: int, seed: int, textured: float = 0.5) -> np.ndarray:
+    """A flat gradient with black and white patches on the left, fine texture on the right ``textured``
+    share of the width (so a texture mask has work to do, and the 0/255 clip too)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
     base = 90 + 60 * xx / w + 20 * yy / h
-    texture = np.where(xx >= w // 2, rng.normal(0, 25, (h, w)), 0)
+    texture = np.where(xx >= w * (1 - textured), rng.normal(0, 60, (h, w)), 0)
     g = np.clip(base + texture, 0, 255)
-    return np.stack([g, 0.9 * g + 10, 0.8 * g + 20], -1).round().astype(np.uint8)
+    rgb = np.stack([g, 0.9 * g + 10, 0.8 * g + 20], -1).round()
+    rgb[: h // 8, : w // 8] = 0
+    rgb[-h // 8:, : w // 8] = 255
+    return rgb.astype(np.uint8)
 
 
 def test_crc16_is_ccitt_false():
@@ -57,9 +61,13 @@ def test_payload_bits_and_hex_are_msb_first():
     assert bits_to_hex(bits) == "000000c0ffee" and bits_to_hex(payload_to_bits(None)) == "0" * 12
     assert payload_to_bits(b"\x01\x02\x03\x04\x05\x06").tolist() == [int(b) for b in f"{0x010203040506:048b}"]
     assert payload_to_bits((1 << 48) - 1).sum() == 48 and payload_to_bits("0x1").tolist()[-1] == 1
-    for bad in (1 << 48, -1, b"\x00" * 7):
-        with pytest.raises(ValueError):
+    for bad, message in [(1 << 48, "payload 0x1000000000000 does not fit in 48 bits"),
+                         (-1, "payload -0x1 does not fit in 48 bits"),
+                         (b"\x00" * 7, "payload is 7 bytes; the provguard watermark carries at most 6"),
+                         ("0xZZ", "payload '0xZZ' is not hexadecimal: pass e.g. 0xC0FFEE (at most 48 bits)")]:
+        with pytest.raises(ValueError) as info:
             payload_to_bits(bad)
+        assert info.value.parameter == "payload" and str(info.value) == message
 
 
 def test_chase_decoding_returns_the_cheapest_word_that_checks():
@@ -134,15 +142,25 @@ def _embed_oracle(img: np.ndarray, word: np.ndarray, psnr: float, mask: float) -
     return np.clip(np.round(img + delta[..., None]), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("shape,psnr,mask", [((200, 260), 38.0, 0.0), ((180, 300), 36.0, 1.0),
-                                             ((800, 820), 40.0, 0.5)])
-def test_embedded_pixels_equal_the_oracle(shape, psnr, mask):
-    img = _photo_like(*shape, seed=2)
+@pytest.mark.parametrize("shape,psnr,mask,textured", [((200, 260), 38.0, 0.0, 0.5), ((180, 300), 36.0, 1.0, 0.5),
+                                                      ((800, 820), 40.0, 0.5, 0.5), ((200, 256), 34.0, 1.0, 0.02)])
+def test_embedded_pixels_equal_the_oracle(shape, psnr, mask, textured):
+    """The last case is nearly all flat: its mask reaches both clamps (0.25 and 4)."""
+    img = _photo_like(*shape, seed=2, textured=textured)
     data = payload_to_bits(0xABCDEF)
     word = np.concatenate([data, crc16(data)])
     ours = ProvguardWatermark(KEY, target_psnr=psnr, mask=mask).embed([img], payload=0xABCDEF)[0].astype(int)
     diff = np.abs(ours - _embed_oracle(img, word, psnr, mask).astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.995
+
+
+def test_a_batch_is_marked_image_by_image():
+    """Strength and texture mask are normalised per image, never over the batch."""
+    wm = ProvguardWatermark(KEY, target_psnr=36.0, mask=1.0)
+    images = [_photo_like(160, 200, 7, textured=0.05), _photo_like(160, 200, 8, textured=0.9)]
+    batch = wm.embed(images, payload=0x77)
+    for img, marked in zip(images, batch):
+        assert np.array_equal(marked, wm.embed([img], payload=0x77)[0])
 
 
 def _oracle_align(folded: np.ndarray, sync_tile: np.ndarray) -> tuple[float, int, int]:
