@@ -229,3 +229,62 @@ def test_detection_reads_what_the_oracle_reads(psnr, scale, crop, quality, paylo
     word, flips = chase_decode(pay_soft)
     assert d["payload_crc_ok"] == (flips is not None) and d["payload_bits_corrected"] == flips
     assert res.detected and res.payload == payload == (bits_to_hex(word[:48]) if flips is not None else None)
+
+
+def test_render_tile_renders_a_batch_of_chip_grids_each_at_unit_rms():
+    lay = ChipLayout.from_key(KEY)
+    grids = [lay.chip_values(np.zeros(64, np.uint8)), 0.5 * lay.chip_values(np.ones(64, np.uint8))]
+    batch = render_tile(torch.from_numpy(np.stack(grids)), 2)
+    for grid, tile in zip(grids, batch):
+        torch.testing.assert_close(tile, render_tile(torch.from_numpy(grid), 2), rtol=0, atol=1e-5)
+        assert float(tile.pow(2).mean()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_too_small_to_read_says_so():
+    from provguard.errors import NotApplicable
+
+    with pytest.raises(NotApplicable) as info:
+        ProvguardWatermark(KEY).detect([np.zeros((50, 70, 3), np.uint8)])
+    assert str(info.value) == ("image is 70x50 pixels; the provguard watermark is read from at least 64x64: "
+                               "upscale it or use another method")
+
+
+def _oracle_candidates(residual: torch.Tensor) -> list[float]:
+    """The documented period search: the base tile, the tile at this size's scale, and for each of the
+    two strongest autocorrelation peaks past lag 40 its fundamental (a lag near p/3, else p/2, at least
+    0.6 as strong), refined by a parabola through three lags."""
+    h, w = residual.shape
+    max_lag = min(h, w) // 2
+    found = {128.0 * max(1, round(min(h, w) / 512)), 128.0}
+    if max_lag <= 40:
+        return sorted(found)
+    prof = signal.autocorrelation_profile(residual, max_lag).numpy()
+    peaks = [lag for lag in range(41, max_lag - 1) if prof[lag] >= prof[lag - 1] and prof[lag] >= prof[lag + 1]]
+    for p in sorted(peaks, key=lambda lag: -prof[lag])[:2]:
+        for q in (round(p / 3), round(p / 2)):
+            near = prof[q - 1:q + 2]
+            if q >= 40 and near.max() >= 0.6 * prof[p]:
+                p = q - 1 + int(np.argmax(near))
+                break
+        curvature = prof[p - 1] - 2 * prof[p] + prof[p + 1]
+        found.add(p + (0.5 * (prof[p - 1] - prof[p + 1]) / curvature if curvature < 0 else 0.0))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("scale,shape", [(0.6, (400, 480)), (0.75, (400, 480)), (1.0, (400, 480)), (1.4, (400, 480)),
+                                         (0.45, (700, 760)), (0.6, (700, 760)),  # harmonics within reach
+                                         (None, (400, 480)), (None, (1100, 1150)), (None, (70, 90))])
+def test_period_candidates_follow_the_documented_search(scale, shape):
+    """Marked images at several scales (peaks at the period and its multiples) and unmarked ones
+    (a large one, whose tile scale is 2, and one too small to search)."""
+    img = _photo_like(*shape, seed=11, textured=0.7)
+    if scale is not None:
+        img = ProvguardWatermark(KEY, target_psnr=36.0).embed([img], payload=1)[0]
+        img = np.asarray(Image.fromarray(img).resize((round(shape[1] * scale), round(shape[0] * scale)), Image.BICUBIC))
+    residual = normalised_residual(torch.from_numpy(_luma(img)).float())
+    ours = ProvguardWatermark._period_candidates(residual)
+    expected = _oracle_candidates(residual)
+    assert len(ours) == len(expected) and ours == pytest.approx(expected, abs=1e-9)
+    if scale is not None:
+        period = 128 * max(1, round(min(shape) / 512)) * scale  # the mark's own period is among them
+        assert min(abs(c - period) for c in ours) < 1.0

@@ -154,7 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = [m for m in MODULES if not args.modules or short(m) in args.modules]
     results_file = STAGE / "scores.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results: dict[str, dict] = {}
+
+    def record(module: str, row: dict) -> None:  # re-read first: another run may have written a module
+        results.update(json.loads(results_file.read_text()) if results_file.exists() else {})
+        results[short(module)] = row
+        results_file.write_text(json.dumps(results, indent=1) + "\n")
+
     env = {k: v for k, v in os.environ.items() if k != "PROVGUARD_REQUIRE_ASSETS"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests" / "mutation"), env.get("PYTHONPATH")]))
     mutmut = str(Path(sys.executable).with_name("mutmut"))
@@ -163,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {short(module)}: mutmut run in {where}", flush=True)
         if args.sample is None:
             subprocess.run([mutmut, "run", "--max-children", str(args.max_children)], cwd=where, env=env)
-            results[short(module)] = score(where)
-            results_file.write_text(json.dumps(results, indent=1) + "\n")
+            record(module, score(where))
             continue
         # mutmut generates the mutants and maps tests to functions before it filters by name, so a run
         # for a name that matches nothing does just that (and then stops); the seeded sample follows
@@ -174,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         sample = sorted(random.Random(args.seed).sample(names, min(args.sample, len(names))))
         print(f"   sampled {len(sample)} of {len(names)} mutants (seed {args.seed})", flush=True)
         subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *sample], cwd=where, env=env)
-        results[short(module)] = {**sampled_score(where, sample), "mutants_generated": len(names), "seed": args.seed}
-        results_file.write_text(json.dumps(results, indent=1) + "\n")
+        record(module, {**sampled_score(where, sample), "mutants_generated": len(names), "seed": args.seed})
     print(f"\n{'module':<28}{'mutants':>8}{'killed':>8}{'survived':>9}{'timeout':>8}{'no tests':>9}{'score':>8}")
     for name, s in results.items():
         ci = f" [{s['score_ci'][0]:.1%}, {s['score_ci'][1]:.1%}] of a sample" if "score_ci" in s else ""
