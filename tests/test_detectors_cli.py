@@ -86,6 +86,8 @@ def test_probe_fit_calibrate_eval_and_scan(env):
     ev = next(e for e in recs["plain.png"]["evidence"] if e["detector"] == "clip-probe")
     assert ev["detail"]["threshold"] == pytest.approx(cal["threshold"])
     assert (recs["plain.png"]["verdict"] == "synthetic") == (ev["score"] > cal["threshold"])
+    assert recs["plain.png"]["meaning"] == ("synthetic" if ev["score"] > cal["threshold"] else "no evidence of synthesis")
+    assert recs["a1111.png"]["meaning"] == "synthetic" and recs["broken.jpg"]["meaning"] == "uncertain"
     assert recs["broken.jpg"]["error"] and recs["broken.jpg"]["verdict"] == "uncertain"
 
     code, out = run("scan", "--probe", "none", "--watermark", "none", "--json", scan_dir)

@@ -23,18 +23,16 @@ def _classifier_note(config, detectors) -> str | None:
             f"{cal['target_fpr']:g}")
 
 
-def _shown_verdict(record: dict) -> str:
+def _meaning(verdict: str, tier: str | None) -> str:
     """The verdict as a person should read it: the classifier clearing an item is no proof of a photo."""
-    if record["verdict"] == "real" and record["tier"] == "classifier":
-        return "no evidence of synthesis"
-    return record["verdict"]
+    return "no evidence of synthesis" if verdict == "real" and tier == "classifier" else verdict
 
 
 def _record(path, rel, v) -> dict:
     errors = [e.detail.get("error") for e in v.evidence if e.reason.endswith(":error") and e.detail.get("error")]
-    return {"path": str(path), "name": str(rel), "verdict": v.verdict, "score": v.score, "reasons": v.reasons,
-            "tier": v.tier, "evidence": [e.to_dict() for e in v.evidence], "detectors_run": v.detectors_run,
-            "error": errors[0] if errors else None}
+    return {"path": str(path), "name": str(rel), "verdict": v.verdict, "meaning": _meaning(v.verdict, v.tier),
+            "score": v.score, "reasons": v.reasons, "tier": v.tier, "evidence": [e.to_dict() for e in v.evidence],
+            "detectors_run": v.detectors_run, "error": errors[0] if errors else None}
 
 
 @click.command()
@@ -101,7 +99,7 @@ def scan(inputs, probe_path, watermarks, key_file, trust_anchors, policy_file, b
     if as_json:
         emit_json(records)
     else:
-        rows = [[r["name"], _shown_verdict(r), "" if r["score"] is None else f"{r['score']:.3f}",
+        rows = [[r["name"], r["meaning"], "" if r["score"] is None else f"{r['score']:.3f}",
                  ", ".join(r["reasons"][:3]) + (" ..." if len(r["reasons"]) > 3 else ""), r["error"] or ""] for r in records]
         click.echo(format_table(rows, ["file", "verdict", "score", "reasons", "error"]))
         click.echo(f"detectors: {', '.join(d.name for d in dets)}", err=True)
