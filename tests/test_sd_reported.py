@@ -93,3 +93,38 @@ def test_every_pixel_path_equals_its_reference_pipeline(photos_512, path, refere
         ours = sd.embed_bits(torch.from_numpy(img[None]), bits, sd.PIXEL_PATHS[path])[0].numpy().astype(int)
         diff = np.abs(ours - theirs)
         assert (diff == 0).mean() >= 0.995 and diff.max() <= 1, (path, int((diff > 0).sum()), int(diff.max()))
+
+
+def test_null_summary_is_what_the_run_card_records():
+    table = sd.load_null_table()
+    summary = sd.null_summary()
+    assert summary["views"] == table["n"] and summary["empirical_resolution"] == 1.0 / (table["n"] + 1)
+    assert summary["model"] == table["model"] and set(summary["tail"]) == set(table["payloads"])
+    for name, tail in summary["tail"].items():
+        assert tail == {k: table["payloads"][name]["tail"][k] for k in ("anchor", "ratio", "anchor_p", "p_at_all_bits")}
+    assert create_image_watermark("sd").null_summary() == summary
+
+
+def test_conformal_p_values_by_hand():
+    counts = np.array([5, 0, 3, 2])  # 10 null images: 5 matched 0 bits, 3 matched 2, 2 matched 3
+    p = sd.conformal_p_values(counts, np.array([-1, 0, 1, 2, 3, 4, 9]))
+    assert p.tolist() == [1.0, 1.0, 6 / 11, 6 / 11, 3 / 11, 1 / 11, 1 / 11]  # beyond every null count: 1/(n+1)
+
+
+def test_default_payload_and_argument_errors():
+    img = np.ascontiguousarray(RNG.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    wm = create_image_watermark("sd")
+    assert np.array_equal(wm.embed([img], payload=None)[0], wm.embed([img], payload="sdxl")[0])
+    bits = sd.SD_PAYLOADS["sd2"].tolist()  # raw bits (a list) take the CompVis path
+    assert np.array_equal(wm.embed([img], payload=bits)[0], wm.embed([img], payload="sd2", pixel_path="compvis")[0])
+    for call, parameter, message in [
+        (lambda: wm.embed([img], payload="sdxl", pixel_path="comfy"), "pixel_path",
+         "unknown pixel path 'comfy' in pixel_path; choose from ['compvis', 'diffusers', 'stability']"),
+        (lambda: wm.embed([img], payload="sd3"), "payload",
+         "unknown SD payload 'sd3' in payload; choose from ['sd1', 'sd2', 'sdxl'] or pass bits"),
+        (lambda: sd.SDWatermark(payloads=["sdxl", "dalle"]), "payloads",
+         "unknown SD payload(s) ['dalle'] in payloads; choose from ['sd1', 'sd2', 'sdxl']"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert info.value.parameter == parameter and str(info.value) == message
