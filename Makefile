@@ -61,9 +61,10 @@ bench: setup
 	$(PY) -m benchmarks
 
 # mutmut on the keyed/SD watermark detectors, text scoring and stats, fusion, decide, shards and actions
-# (tests/mutation/run_mutmut.py; MODULES="watermark.image.keyed ..." to pick some). Takes hours on 2 cores.
+# (tests/mutation/run_mutmut.py; MODULES="watermark.image.keyed ..." to pick some; MUTATION_ARGS="--sample 80"
+# for a seeded sample of each module's mutants). Takes hours on 2 cores.
 mutation: setup
-	$(PY) tests/mutation/run_mutmut.py $(MODULES)
+	$(PY) tests/mutation/run_mutmut.py $(MODULES) $(MUTATION_ARGS)
 
 CORPUS ?= ../shared/data/genimage-train
 probe: setup
