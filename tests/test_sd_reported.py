@@ -128,3 +128,13 @@ def test_default_payload_and_argument_errors():
         with pytest.raises(ValueError) as info:
             call()
         assert info.value.parameter == parameter and str(info.value) == message
+
+
+@pytest.mark.parametrize("level", [0, 128])
+def test_flat_images_embed_as_invisible_watermark_does(level):
+    """Flat images (black, mid-grey): every 4x4 block of the U band is constant, so the peak search meets
+    ties everywhere; the tie order must be invisible-watermark's."""
+    img = np.full((256, 320, 3), level, np.uint8)
+    bits = sd.SD_PAYLOADS["sdxl"]
+    ours = sd.embed_bits(torch.from_numpy(img[None]), bits, sd.PIXEL_PATHS["compvis"])[0].numpy()
+    assert np.array_equal(ours, _compvis(img, bits))
