@@ -182,3 +182,41 @@ def test_counts_equal_transformers_detector(seeding, width, ignore):
     assert [r.tokens_scored for r in ours] == ref.num_tokens_scored.astype(int).tolist()
     assert [r.green for r in ours] == ref.num_green_tokens.astype(int).tolist()
     assert np.allclose([r.z for r in ours], ref.z_score)
+
+
+def test_span_characters_are_the_token_offsets(tok, scheme, vocab_words):
+    """The span's character range is exactly where its first and last tokens lie (tokenizer offsets)."""
+    rng = np.random.default_rng(8)
+    before, _ = sample_words(scheme, vocab_words, 300, rng, watermark=False)
+    marked, _ = sample_words(scheme, vocab_words, 80, rng)
+    doc = before + marked
+    span = TextWatermarkDetector(tok, scheme, fpr=1e-3).detect([doc])[0].span
+    offsets = tok(doc, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    assert span is not None and span.tokens_scored <= span.token_end - span.token_start
+    assert (span.start, span.end) == (offsets[span.token_start][0], offsets[span.token_end - 1][1])
+
+
+class _SlowTokenizer:
+    """A tokenizer without character offsets (``is_fast`` False), as a slow transformers tokenizer."""
+
+    is_fast = False
+
+    def __init__(self, fast):
+        self.fast = fast
+
+    def __call__(self, texts, add_special_tokens=True):
+        return {"input_ids": self.fast(texts, add_special_tokens=add_special_tokens)["input_ids"]}
+
+
+def test_a_tokenizer_without_offsets_gives_the_same_counts_and_token_spans(tok, scheme, vocab_words):
+    rng = np.random.default_rng(9)
+    texts = [sample_words(scheme, vocab_words, 200, rng)[0], sample_words(scheme, vocab_words, 150, rng, False)[0]]
+    fast = TextWatermarkDetector(tok, scheme, fpr=1e-3).detect(texts)
+    slow = TextWatermarkDetector(_SlowTokenizer(tok), scheme, fpr=1e-3).detect(texts)
+    for a, b in zip(fast, slow):
+        assert (a.tokens_scored, a.green, a.p_value) == (b.tokens_scored, b.green, b.p_value)
+        assert (a.span is None) == (b.span is None)
+    assert slow[0].span is not None and slow[0].span.start is None and slow[0].span.end is None
+    assert (slow[0].span.token_start, slow[0].span.token_end) == (fast[0].span.token_start, fast[0].span.token_end)
+    with pytest.raises(ValueError, match="^texts and prompts must have the same length$"):
+        TextWatermarkDetector(tok, scheme).detect(texts, prompts=["one prompt"])
