@@ -24,7 +24,7 @@ def test_command_flags_are_read_from_the_command():
     @click.option("--json", "as_json", is_flag=True)
     @click.argument("source")
     def cmd(lam, generations, as_json, source):
-        pass
+        """A command with a renamed option, a short and a long flag, a boolean flag and an argument."""
 
     assert command_flags(cmd) == {"lam": "--lambda", "generations": "--generations", "as_json": "--json",
                                   "source": "SOURCE"}

@@ -114,4 +114,5 @@ def user_errors(cleanup: Callable[[], None] = lambda: None, fatal: tuple[type[Ex
             fail(str(exc), EXIT_FATAL)
         ctx = click.get_current_context(silent=True)
         own = command_flags(ctx.command) if ctx is not None else {}
-        fail(exc.message_for({**FLAGS, **own, **(flags or {})}), EXIT_USAGE if isinstance(exc, BadArgument) else EXIT_FATAL)
+        code = EXIT_USAGE if isinstance(exc, BadArgument) else EXIT_FATAL
+        fail(exc.message_for({**FLAGS, **own, **(flags or {})}), code)
