@@ -58,7 +58,7 @@ demo: setup
 	$(VENV)/bin/provguard demo
 
 bench: setup
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(NAMES)
 
 # mutmut on the keyed/SD watermark detectors, text scoring and stats, fusion, decide, shards and actions
 # (tests/mutation/run_mutmut.py; MODULES="watermark.image.keyed ..." to pick some; MUTATION_ARGS="--sample 80"
