@@ -15,7 +15,6 @@ Run: ``.venv/bin/python -m benchmarks.native_crops``
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import time
 from pathlib import Path
@@ -27,11 +26,11 @@ from provguard.detectors import cross_validation as CV
 from provguard.detectors.backbones import cache_dir, create_backbone, join_parts
 from provguard.detectors.corpus import corpus_sha256
 from provguard.detectors.corpus_features import corpus_features, image_views
-from provguard.detectors.default_probe import BACKBONE, DEFAULT_CORPUS, STUDY_LAYERS
+from provguard.detectors.default_probe import BACKBONE, STUDY_LAYERS
 from provguard.detectors.preprocessing import CLIP, normalise
 from provguard.detectors.probe import LinearProbe
 from provguard.imaging.io import decode_image
-from benchmarks.probe_selection import open_corpus
+from benchmarks.probe_selection import corpus_cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CMD = "`.venv/bin/python -m benchmarks.native_crops`"
@@ -79,10 +78,7 @@ def native_features(images, tower) -> dict[str, dict[str, np.ndarray]]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
-    args = ap.parse_args(argv)
-    corpus = open_corpus(args.corpus)
+    corpus = corpus_cli(__doc__, argv)
     if corpus is None:
         return 2
     images, y, groups = corpus

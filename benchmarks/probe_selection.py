@@ -76,6 +76,13 @@ def open_corpus(folder: str):
     return images, np.array([im.label for im in images]), [im.group for im in images]
 
 
+def corpus_cli(doc: str, argv=None):
+    """For a study whose only option is ``--corpus DIR``: parse it and :func:`open_corpus` it."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
+    return open_corpus(ap.parse_args(argv).corpus)
+
+
 def select_features(feats: dict, layers: list[str], view: str) -> np.ndarray:
     return join_parts([feats[view][p] for p in layers])
 

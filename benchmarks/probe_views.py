@@ -11,7 +11,6 @@ Run: ``.venv/bin/python -m benchmarks.probe_views``
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ import numpy as np
 from provguard.detectors import cross_validation as CV
 from provguard.detectors.backbones import create_backbone, join_parts
 from provguard.detectors.corpus_features import EVAL_VIEWS, corpus_features, train_view_names
-from provguard.detectors.default_probe import BACKBONE, DEFAULT_CORPUS
+from provguard.detectors.default_probe import BACKBONE
 from provguard.detectors.probe import LinearProbe
-from benchmarks.probe_selection import open_corpus
+from benchmarks.probe_selection import corpus_cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CMD = "`.venv/bin/python -m benchmarks.probe_views`"
@@ -59,10 +58,7 @@ def row(name: str, scores: dict[str, np.ndarray], y: np.ndarray) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
-    args = ap.parse_args(argv)
-    corpus = open_corpus(args.corpus)
+    corpus = corpus_cli(__doc__, argv)
     if corpus is None:
         return 2
     images, y, groups = corpus
