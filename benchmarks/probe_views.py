@@ -1,5 +1,5 @@
-"""Does the default probe gain from more seeded training views, neighbouring blocks, a different C or
-an ensemble of per-block probes? Leave-one-source-repository-out on genimage-train, the protocol of
+"""Does the default probe gain from more seeded training views, neighbouring blocks, a different C,
+family-balanced sample weights or an ensemble of per-block probes? Leave-one-source-repository-out on genimage-train, the protocol of
 ``benchmarks.probe_selection`` (format-fair and degraded views of every held-out image), on the fp32
 CLIP ViT-B/16 tower's late class tokens with eight seeded training views per image.
 
@@ -39,16 +39,23 @@ RECIPES = [("cls10, 2 views, C=10 (the first shipped recipe)", ["cls10"], 2, 10.
            ("cls8+cls10+cls12, 8 views, C=10", ["cls8", "cls10", "cls12"], 8, 10.0),
            ("cls10 + patch-token mean 10, 8 views, C=10", ["cls10", "patch10"], 8, 10.0),
            ("cls10 + pre, 8 views, C=10", ["cls10", "pre"], 8, 10.0)]
+# the corpus README's advice for its skewed family counts: weigh by (source repository, class) cell
+WEIGHTED = [("cls10, 8 views, C=10, every (repository, class) cell weighs the same", 1.0),
+            ("cls10, 8 views, C=10, weights 1/sqrt(cell size)", 0.5)]
 ENSEMBLES = [("mean of the cls9, cls10, cls11 probes' scores, 8 views", ["cls9", "cls10", "cls11"]),
              ("mean of the cls8 ... cls12 probes' scores, 8 views", ["cls8", "cls9", "cls10", "cls11", "cls12"])]
 
 
-def oof(feats, y, groups, layers: list[str], views: int, C: float) -> dict[str, np.ndarray]:
-    """Out-of-fold decision values ``{eval view: (N,)}`` of a logistic probe on ``layers``."""
+def oof(feats, y, groups, layers: list[str], views: int, C: float, power: float | None = None) -> dict[str, np.ndarray]:
+    """Out-of-fold decision values ``{eval view: (N,)}`` of a logistic probe on ``layers``; with ``power``,
+    weighted by :func:`~provguard.detectors.cross_validation.group_balanced_weights` instead of
+    balanced classes."""
     def select(v):
         return join_parts([feats[v][p] for p in layers])
-    return CV.oof_scores([select(v) for v in train_view_names(views)], y, groups,
-                         {v: select(v) for v in EVAL_VIEWS}, lambda: LinearProbe(kind="logistic", C=C))
+    weigh = None if power is None else (lambda g, lab: CV.group_balanced_weights(g, lab, power))
+    return CV.oof_scores([select(v) for v in train_view_names(views)], y, groups, {v: select(v) for v in EVAL_VIEWS},
+                         lambda: LinearProbe(kind="logistic", C=C, class_weight="balanced" if power is None else None),
+                         weigh=weigh)
 
 
 def row(name: str, scores: dict[str, np.ndarray], y: np.ndarray) -> str:
@@ -69,6 +76,9 @@ def main(argv=None) -> int:
           "|---|---|---|---|---|"]
     for name, layers, views, C in RECIPES:
         md.append(row(name, oof(feats, y, groups, layers, views, C), y))
+        print(md[-1], flush=True)
+    for name, power in WEIGHTED:
+        md.append(row(name, oof(feats, y, groups, ["cls10"], MAX_VIEWS, 10.0, power), y))
         print(md[-1], flush=True)
     for name, layers in ENSEMBLES:
         per = [oof(feats, y, groups, [p], MAX_VIEWS, 10.0) for p in layers]

@@ -19,12 +19,15 @@ SIZE_BUCKETS = ((0, 256, "<256"), (256, 512, "256-511"), (512, 1 << 30, ">=512")
 
 
 def oof_scores(train_views: Sequence[np.ndarray], y: np.ndarray, groups: Sequence[str],
-               eval_views: dict[str, np.ndarray], make_estimator: Callable[[], object]) -> dict[str, np.ndarray]:
+               eval_views: dict[str, np.ndarray], make_estimator: Callable[[], object],
+               weigh: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Out-of-fold decision values ``{view: (N,)}``.
 
     ``train_views``: list of ``(N, D)`` feature arrays (one per training augmentation, rows = images);
     ``eval_views``: ``{name: (N, D)}``; ``make_estimator()`` returns an unfitted estimator with
-    ``fit(X, y)`` and ``decision_function(X)`` (for example a :class:`LinearProbe`).
+    ``fit(X, y)`` and ``decision_function(X)`` (for example a :class:`LinearProbe`). ``weigh(groups, y)``,
+    if given, returns the ``(M,)`` sample weights of a fold's ``M`` training rows, passed to
+    ``fit(X, y, sample_weight=...)`` (see :func:`group_balanced_weights`).
     """
     groups = np.asarray(groups)
     y = np.asarray(y)
@@ -33,10 +36,26 @@ def oof_scores(train_views: Sequence[np.ndarray], y: np.ndarray, groups: Sequenc
         test = groups == g
         train = ~test
         X = np.concatenate([tv[train] for tv in train_views])
-        est = make_estimator().fit(X, np.tile(y[train], len(train_views)))
+        Y = np.tile(y[train], len(train_views))
+        if weigh is None:
+            est = make_estimator().fit(X, Y)
+        else:
+            est = make_estimator().fit(X, Y, sample_weight=weigh(np.tile(groups[train], len(train_views)), Y))
         for v, Xe in eval_views.items():
             out[v][test] = est.decision_function(Xe[test])
     return out
+
+
+def group_balanced_weights(groups: np.ndarray, y: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """``(M,)`` sample weights that give each (group, class) cell of ``M`` rows a total proportional to
+    ``count ** (1 - power)``: ``power=1`` makes every cell weigh the same, ``0.5`` is a square-root
+    compromise. Each class then sums to ``M / 2`` (balanced classes, mean weight 1)."""
+    cells = np.char.add(np.asarray(groups).astype(str), np.char.add("|", np.asarray(y).astype(str)))
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    w = counts[inverse].astype(np.float64) ** -power
+    for c in np.unique(y):
+        w[y == c] *= 0.5 * len(w) / w[y == c].sum()
+    return w
 
 
 def auc_interval(real: np.ndarray, synthetic: np.ndarray, n_boot: int = 1000, level: float = 0.95,

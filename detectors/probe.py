@@ -63,7 +63,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "coef_")
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearProbe":
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "LinearProbe":
+        """Fit on ``(N, D)`` embeddings and ``(N,)`` labels; ``sample_weight`` ``(N,)`` as in scikit-learn
+        (multiplied with ``class_weight``)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import LinearSVC
 
@@ -76,7 +78,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             est = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
         else:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        est.fit(X, y)
+        est.fit(X, y, sample_weight=sample_weight)
         self.coef_ = est.coef_.ravel().astype(np.float32)
         self.intercept_ = float(np.ravel(est.intercept_)[0])
         self.platt_ = (1.0, 0.0) if self.kind == "logistic" else self._fit_platt(self._decision(X), y)
