@@ -1,11 +1,12 @@
 """Does the default probe gain from more seeded training views, neighbouring blocks, a different C,
-family-balanced sample weights or an ensemble of per-block probes? Leave-one-source-repository-out on genimage-train, the protocol of
-``benchmarks.probe_selection`` (format-fair and degraded views of every held-out image), on the fp32
-CLIP ViT-B/16 tower's late class tokens with eight seeded training views per image.
+family-balanced sample weights or an ensemble of per-block probes? Leave-one-source-repository-out
+on genimage-train, the protocol of ``benchmarks.probe_selection`` (format-fair and degraded views of
+every held-out image), on the fp32 CLIP ViT-B/16 tower's late class tokens with up to eight seeded
+training views per image.
 
 Reads ``../shared/data/genimage-train`` (or ``--corpus DIR``); says so and exits 2 when it is absent.
 Writes ``benchmarks/results/probe_views.md``. The first run embeds 668 images x 11 views through the
-fp32 tower (about 80 min on 2 cores; cached by :func:`provguard.detectors.corpus_features.corpus_features`).
+fp32 tower (92 min on 2 cores; cached by :func:`provguard.detectors.corpus_features.corpus_features`).
 
 Run: ``.venv/bin/python -m benchmarks.probe_views``
 """
@@ -16,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from provguard.detectors import cross_validation as CV
-from provguard.detectors.backbones import create_backbone, join_parts
+from provguard.detectors.backbones import create_backbone
 from provguard.detectors.corpus_features import EVAL_VIEWS, corpus_features, train_view_names
 from provguard.detectors.default_probe import BACKBONE
 from provguard.detectors.probe import LinearProbe
-from benchmarks.probe_selection import corpus_cli
+from benchmarks.probe_selection import corpus_cli, select_features
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CMD = "`.venv/bin/python -m benchmarks.probe_views`"
@@ -51,7 +52,7 @@ def oof(feats, y, groups, layers: list[str], views: int, C: float, power: float 
     weighted by :func:`~provguard.detectors.cross_validation.group_balanced_weights` instead of
     balanced classes."""
     def select(v):
-        return join_parts([feats[v][p] for p in layers])
+        return select_features(feats, layers, v)
     weigh = None if power is None else (lambda g, lab: CV.group_balanced_weights(g, lab, power))
     return CV.oof_scores([select(v) for v in train_view_names(views)], y, groups, {v: select(v) for v in EVAL_VIEWS},
                          lambda: LinearProbe(kind="logistic", C=C, class_weight="balanced" if power is None else None),
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
         return 2
     images, y, groups = corpus
     feats = corpus_features(images, create_backbone(BACKBONE, layer=LAYERS, device="cpu"), MAX_VIEWS, batch_size=8)
-    md = [f"# Training views, neighbouring blocks and C: fp32 CLIP ViT-B/16, logistic probe ({len(images)} images, "
+    md = [f"# Training views, C, neighbouring blocks, sample weights, ensembles: fp32 CLIP ViT-B/16, logistic probe ({len(images)} images, "
           f"{len(set(groups))} leave-one-source-out folds)", "", f"Command: {CMD}", "",
           "| recipe | AUC format-fair [95% CI] | TPR@1% FPR format-fair [95% CI] | AUC fair + 0.5x + JPEG q75 | AUC drop |",
           "|---|---|---|---|---|"]

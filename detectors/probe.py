@@ -84,6 +84,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.platt_ = (1.0, 0.0) if self.kind == "logistic" else self._fit_platt(self._decision(X), y)
         h = hashlib.sha256(np.ascontiguousarray(X).tobytes())
         h.update(y.astype(np.int8).tobytes())
+        if sample_weight is not None:  # a weighted fit is another training set
+            h.update(np.asarray(sample_weight, np.float64).tobytes())
         self.training_ = {"n_real": int((y == 0).sum()), "n_synthetic": int((y == 1).sum()),
                           "embeddings_sha256": h.hexdigest()}
         self.classes_ = np.array([0, 1])

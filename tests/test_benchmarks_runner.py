@@ -32,7 +32,7 @@ def test_an_unknown_name_is_refused_before_anything_runs(capsys):
     assert "no_such_bench" in err and "probe_views" in err.split("choose from")[1]
 
 
-def test_a_corpus_study_without_its_corpus_is_skipped_not_failed(tmp_path, monkeypatch):
+def test_a_corpus_study_without_its_corpus_is_skipped_not_failed(monkeypatch):
     # a child that exits 2 (what open_corpus does without the corpus) counts as skipped; exit 1 as failed
     calls = []
 

@@ -35,6 +35,9 @@ def test_sample_weights_equal_duplicated_rows():
     assert np.allclose(weighted.coef_, repeated.coef_, atol=1e-3)
     plain = LinearProbe(C=1.0, class_weight=None).fit(X, y)
     assert not np.allclose(weighted.coef_, plain.coef_, atol=1e-2)
+    # the training record tells a weighted fit from an unweighted one on the same rows
+    assert weighted.training_["embeddings_sha256"] != plain.training_["embeddings_sha256"]
+    assert LinearProbe(C=1.0).fit(X, y).training_["embeddings_sha256"] == plain.training_["embeddings_sha256"]
 
 
 @pytest.mark.parametrize("power", [None, 1.0])
